@@ -1,0 +1,62 @@
+# The README's two commands are `make run` and `make test`; everything else here serves them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+GEN_DIR := service/seseragi/v1
+PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
+
+.PHONY: run test venv model proto proto-check lint format bench clean
+
+run: $(STAMP) model ## Set up everything, then serve on 127.0.0.1:50051.
+	$(BIN)/seseragi serve
+
+test: $(STAMP) model lint proto-check ## Set up everything, then run every check and the whole test suite.
+	$(BIN)/pytest
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+model: $(STAMP) ## Install and convert the default model once (cached afterwards).
+	$(BIN)/seseragi model pull
+
+proto: $(STAMP) ## Regenerate the Python code from protos/ (committed; `proto-check` proves it current).
+	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
+	$(BIN)/python -m grpc_tools.protoc -I protos -I $(PROTO_INCLUDE) \
+	  --python_out=service --grpc_python_out=service \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=service \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=service \
+	  $$(find protos/seseragi -name '*.proto')
+	printf '"""Generated from protos/seseragi/v1 by `make proto`. Do not edit."""\n' > $(GEN_DIR)/__init__.py
+
+proto-check: $(STAMP) ## Fail when the committed generated code differs from what the protos produce.
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+	  $(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: no previous commit to compare against"; fi
+	@tmp=$$(mktemp -d) && cp -r $(GEN_DIR) $$tmp/before && $(MAKE) --no-print-directory proto >/dev/null \
+	  && diff -r $$tmp/before $(GEN_DIR) && echo "generated code is current" \
+	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+lint: $(STAMP) ## ruff and mypy.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) model ## Benchmark (a) naive generate, (b) static batch, (c) Seseragi at 1/4/16/32 streams.
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,117 @@
+"""The `seseragi` command: serve, generate, model pull, info."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from google.protobuf import json_format
+
+from seseragi.config import DEFAULT_MODEL, Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seseragi", description="Serve and call a streaming LLM over gRPC.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gRPC server (settings from SESERAGI_* variables)")
+    serve.set_defaults(handler=_serve)
+
+    generate = commands.add_parser("generate", help="generate text through a running server")
+    generate.add_argument("prompt")
+    generate.add_argument("--stream", action="store_true", help="print tokens as they arrive")
+    generate.add_argument("--chat", action="store_true", help="send the prompt as a user chat message")
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--temperature", type=float)
+    generate.add_argument("--max-new-tokens", type=int)
+    generate.add_argument("--stop", action="append", default=[], help="a stop sequence (repeatable)")
+    generate.add_argument("--target", default=None, help="server address (default: SESERAGI_HOST:PORT)")
+    generate.set_defaults(handler=_generate)
+
+    info = commands.add_parser("info", help="print the served model and the server's limits as JSON")
+    info.add_argument("--target", default=None)
+    info.set_defaults(handler=_info)
+
+    model = commands.add_parser("model", help="manage the model")
+    model_commands = model.add_subparsers(required=True, metavar="ACTION")
+    pull = model_commands.add_parser("pull", help="install and convert the configured model once")
+    pull.set_defaults(handler=_pull)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from seseragi import logs
+    from seseragi.server.app import serve
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from seseragi import logs
+    from seseragi.model import builtin
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    if settings.model != DEFAULT_MODEL:
+        print(f"SESERAGI_MODEL={settings.model} is loaded as it is; nothing to pull")
+        return 0
+    path = builtin.pull(settings.cache_dir)
+    print(f"{DEFAULT_MODEL} ready in {path}")
+    return 0
+
+
+def _target(args: argparse.Namespace) -> str:
+    return args.target or Settings().address
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from seseragi_client import Client, SeseragiError
+    from seseragi_client.client import build_request
+
+    request = build_request(
+        prompt=None if args.chat else args.prompt,
+        messages=[("user", args.prompt)] if args.chat else (),
+        temperature=args.temperature,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        stop=args.stop,
+    )
+    with Client(_target(args)) as client:
+        try:
+            if not args.stream:
+                print(client.generate(request).text)
+                return 0
+            for event in client.stream(request):
+                if event.HasField("delta"):
+                    sys.stdout.write(event.delta.text)
+                    sys.stdout.flush()
+            sys.stdout.write("\n")
+        except SeseragiError as error:
+            print(f"error: {error}", file=sys.stderr)
+            for field, why in error.field_violations().items():
+                print(f"  {field}: {why}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from seseragi_client import Client
+
+    with Client(_target(args)) as client:
+        print(json_format.MessageToJson(client.model_info()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Every setting, read once from `SESERAGI_*` environment variables (and `.env`). Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SESERAGI_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="The built-in model name, a local Hugging Face model directory, or a hub id.",
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "seseragi", description="Where converted models are kept."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: float32 on CPU, bfloat16 on CUDA."
+    )
+    quantization: Literal["auto", "none", "nf4", "int8"] = Field(
+        "auto", description="bitsandbytes quantization; auto: nf4 on CUDA, none on CPU."
+    )
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0: one per core.")
+
+    max_running_requests: int = Field(32, ge=1, description="Sequences in the running batch.")
+    max_queued_requests: int = Field(64, ge=0, description="Requests waiting for the batch.")
+    max_prefill_tokens: int = Field(
+        4096, ge=1, description="Padded prompt tokens one prefill step may process."
+    )
+    max_input_tokens: int = Field(2048, ge=1, description="Most tokens in a rendered input.")
+    max_new_tokens: int = Field(1024, ge=1, description="Largest max_new_tokens a request may ask.")
+    default_max_new_tokens: int = Field(128, ge=1, description="max_new_tokens when unset.")
+    default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="Temperature when unset.")
+    max_stop_sequences: int = Field(8, ge=0, description="Most stop sequences per request.")
+    max_stop_sequence_length: int = Field(64, ge=1, description="Most characters per stop sequence.")
+    max_top_logprobs: int = Field(20, ge=0, description="Most alternatives per token.")
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request message.")
+    max_response_bytes: int = Field(4 << 20, ge=1024, description="Largest response message.")
+    heartbeat_interval_seconds: float = Field(
+        5.0, gt=0, description="Heartbeat period on an otherwise idle stream."
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="How long in-flight calls may finish after SIGTERM."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"

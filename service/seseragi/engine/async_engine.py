@@ -1,0 +1,174 @@
+"""The asyncio front end: one thread steps the batch; each request's handler awaits its own queue.
+
+The event loop never runs the model. Commands (add, abort, stop) reach the engine thread through
+an inbox; the events of one step return to the loop in a single `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
+from seseragi.engine.engine import Engine
+from seseragi.engine.errors import EngineFull, EngineStopped
+from seseragi.engine.sequence import Sequence, SequenceStatus
+from seseragi.engine.stop_sequences import StopSequenceMatcher
+from seseragi.engine.types import Event, Failed, Finished, Request
+
+log = logging.getLogger(__name__)
+
+_Command = tuple[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    running: int
+    waiting: int
+    in_flight: int
+
+
+class RequestHandle:
+    """A submitted request as its handler sees it: events arrive on its own queue."""
+
+    def __init__(self, owner: AsyncEngine, seq: Sequence, queue_position: int) -> None:
+        self.seq = seq
+        self.queue_position = queue_position
+        self._owner = owner
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.done = False
+
+    @property
+    def request_id(self) -> str:
+        return self.seq.request.request_id
+
+    @property
+    def is_queued(self) -> bool:
+        return self.seq.status is SequenceStatus.WAITING
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event, or None when `timeout` seconds pass without one."""
+        try:
+            event = await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            return None
+        if isinstance(event, Finished | Failed):
+            self.done = True
+        return event
+
+    def abort(self) -> None:
+        """Stop the generation at the next step and free its slot; harmless once done."""
+        if not self.done:
+            self.done = True
+            self._owner.abort(self)
+
+    def deliver(self, event: Event) -> None:
+        self._events.put_nowait(event)
+
+
+class AsyncEngine:
+    def __init__(self, engine: Engine, decoder: Decoder) -> None:
+        self._engine = engine
+        self._decoder = decoder
+        self._capacity = engine.config.max_running + engine.config.max_waiting
+        self._inbox: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._handles: dict[int, RequestHandle] = {}
+        self._ids = itertools.count(1)
+        self._outbox: list[tuple[RequestHandle, Event]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._accepting = False
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="seseragi-engine", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Fail whatever is still queued or running, then end the engine thread."""
+        self._accepting = False
+        if self._thread is not None:
+            self._inbox.put(("stop", None))
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    def stats(self) -> EngineStats:
+        scheduler = self._engine.scheduler
+        return EngineStats(len(scheduler.running), len(scheduler.waiting), len(self._handles))
+
+    def submit(self, request: Request) -> RequestHandle:
+        """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
+        if not self._accepting:
+            raise EngineStopped("the engine is not accepting requests")
+        in_flight = len(self._handles)
+        if in_flight >= self._capacity:
+            config = self._engine.config
+            raise EngineFull(min(in_flight, config.max_running), in_flight - config.max_running, 1.0)
+        seq = Sequence(
+            seq_id=next(self._ids),
+            request=request,
+            detokenizer=IncrementalDetokenizer(self._decoder, request.prompt_token_ids),
+            stop_matcher=StopSequenceMatcher(
+                request.stopping.stop_sequences,
+                include_stop_sequence=request.stopping.include_stop_sequence,
+            ),
+            sink=lambda event: None,
+            arrival_time=time.monotonic(),
+        )
+        handle = RequestHandle(self, seq, max(0, in_flight - self._engine.config.max_running))
+        seq.sink = lambda event: self._outbox.append((handle, event))
+        self._handles[seq.seq_id] = handle
+        self._inbox.put(("add", seq))
+        return handle
+
+    def abort(self, handle: RequestHandle) -> None:
+        self._handles.pop(handle.seq.seq_id, None)
+        self._inbox.put(("abort", handle.seq.seq_id))
+
+    def _run(self) -> None:
+        """The engine thread: drain commands, step, hand the step's events to the loop."""
+        while True:
+            if not self._drain_inbox(block=not self._engine.has_work):
+                self._engine.fail_all(EngineStopped("the server is shutting down"))
+                self._flush_outbox()
+                return
+            self._engine.step()
+            self._flush_outbox()
+
+    def _drain_inbox(self, *, block: bool) -> bool:
+        """Apply pending commands; returns False once asked to stop."""
+        while True:
+            try:
+                kind, payload = self._inbox.get(block=block)
+            except queue.Empty:
+                return True
+            block = False
+            if kind == "stop":
+                return False
+            if kind == "add":
+                assert isinstance(payload, Sequence)
+                self._engine.add(payload)
+            elif kind == "abort":
+                assert isinstance(payload, int)
+                self._engine.abort(payload)
+
+    def _flush_outbox(self) -> None:
+        if not self._outbox or self._loop is None:
+            return
+        batch, self._outbox = self._outbox, []
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, batch)
+        except RuntimeError:
+            log.warning("event loop closed; dropping %d engine events", len(batch))
+
+    def _deliver(self, batch: list[tuple[RequestHandle, Event]]) -> None:
+        for handle, event in batch:
+            if isinstance(event, Finished | Failed):
+                self._handles.pop(handle.seq.seq_id, None)
+            handle.deliver(event)

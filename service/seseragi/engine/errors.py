@@ -1,0 +1,30 @@
+"""Errors the engine raises or reports; the server maps each to one gRPC status."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every engine error."""
+
+
+class EngineFull(EngineError):
+    """Both the running batch and the waiting queue are full."""
+
+    def __init__(self, running: int, waiting: int, retry_after_s: float) -> None:
+        super().__init__(
+            f"the engine is full ({running} running, {waiting} waiting); "
+            f"retry in {retry_after_s:.1f}s"
+        )
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExpired(EngineError):
+    """The request's deadline passed while it waited; it was never prefilled."""
+
+
+class EngineStopped(EngineError):
+    """The engine is shutting down and takes no new work."""
+
+
+class ModelFailure(EngineError):
+    """A forward pass failed; every sequence in that batch is failed, the engine goes on."""

@@ -1,0 +1,110 @@
+"""Turning a batch of logits into next tokens, each row with its own parameters and RNG.
+
+Every operation here is row-wise, so a row's result never depends on which other rows share
+the batch: that is what makes seeded and greedy outputs batch-invariant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from seseragi.engine.types import SamplingParams, TokenLogprob
+
+
+@dataclass(slots=True)
+class RowSampler:
+    """Per-sequence sampling state: parameters, its own RNG, and what it has seen."""
+
+    params: SamplingParams
+    generator: torch.Generator | None
+    seen_token_ids: torch.Tensor  # [n] int64: prompt and output, for the repetition penalty
+    min_new_tokens: int
+    generated: int = 0
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        params: SamplingParams,
+        prompt_token_ids: tuple[int, ...],
+        *,
+        min_new_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        device: torch.device,
+    ) -> RowSampler:
+        generator = None
+        if not params.greedy:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(params.seed)
+        seen = torch.tensor(prompt_token_ids, dtype=torch.long, device=device)
+        return cls(params, generator, seen, min_new_tokens, 0, logprobs, top_logprobs)
+
+    def record(self, token_id: int) -> None:
+        self.generated += 1
+        if self.params.repetition_penalty != 1.0:
+            token = torch.tensor([token_id], dtype=torch.long, device=self.seen_token_ids.device)
+            self.seen_token_ids = torch.cat([self.seen_token_ids, token])
+
+
+def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
+    """CTRL-style penalty, in place on one row [V]: shrink positive logits, grow negative ones."""
+    scores = logits.gather(0, seen)
+    scores = torch.where(scores > 0, scores / penalty, scores * penalty)
+    logits.scatter_(0, seen, scores)
+
+
+def logits_to_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """One row [V] of logits to a probability vector [V] after temperature, top-k and top-p."""
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Drop a token when the mass before it already reaches top_p; the first is always kept.
+        drop = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
+        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+        probs = probs / probs.sum()
+    return probs
+
+
+def sample_rows(
+    logits: torch.Tensor, rows: list[RowSampler], eos_token_ids: tuple[int, ...]
+) -> list[tuple[int, TokenLogprob | None]]:
+    """Pick the next token of every row. logits: [B, V] float32; returns one (token, logprob) per row."""
+    raw = logits.float()
+    adjusted = raw.clone()
+    for index, row in enumerate(rows):
+        if row.params.repetition_penalty != 1.0:
+            apply_repetition_penalty(adjusted[index], row.seen_token_ids, row.params.repetition_penalty)
+        if row.generated < row.min_new_tokens and eos_token_ids:
+            adjusted[index, list(eos_token_ids)] = float("-inf")
+    greedy_choice = adjusted.argmax(dim=-1).tolist()
+    results: list[tuple[int, TokenLogprob | None]] = []
+    for index, row in enumerate(rows):
+        token_id = int(greedy_choice[index])
+        if not row.params.greedy:
+            probs = logits_to_probs(
+                adjusted[index], row.params.temperature, row.params.top_k, row.params.top_p
+            )
+            token_id = int(torch.multinomial(probs, 1, generator=row.generator).item())
+        row.record(token_id)
+        logprob = _token_logprob(raw[index], token_id, row.top_logprobs) if row.logprobs else None
+        results.append((token_id, logprob))
+    return results
+
+
+def _token_logprob(logits: torch.Tensor, token_id: int, top_n: int) -> TokenLogprob:
+    """Log-probabilities under the model itself, before any sampling parameter."""
+    logprobs = torch.log_softmax(logits, dim=-1)
+    top: tuple[tuple[int, float], ...] = ()
+    if top_n > 0:
+        values, ids = torch.topk(logprobs, top_n)
+        top = tuple(zip(ids.tolist(), values.tolist(), strict=True))
+    return TokenLogprob(token_id, float(logprobs[token_id]), top)

@@ -1,0 +1,44 @@
+"""Per-request state inside the engine: what was generated, what is held back, when things happened."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from seseragi.engine.detokenizer import IncrementalDetokenizer
+from seseragi.engine.stop_sequences import StopSequenceMatcher
+from seseragi.engine.types import Event, Request, TokenLogprob
+
+
+class SequenceStatus(enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass(slots=True)
+class Sequence:
+    seq_id: int
+    request: Request
+    detokenizer: IncrementalDetokenizer
+    stop_matcher: StopSequenceMatcher
+    sink: EventSink
+    arrival_time: float
+    status: SequenceStatus = SequenceStatus.WAITING
+    output_token_ids: list[int] = field(default_factory=list)
+    unsent_token_ids: list[int] = field(default_factory=list)
+    unsent_logprobs: list[TokenLogprob] = field(default_factory=list)
+    scheduled_time: float | None = None
+    first_token_time: float | None = None
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.request.prompt_token_ids)
+
+    @property
+    def total_len(self) -> int:
+        return self.prompt_len + len(self.output_token_ids)

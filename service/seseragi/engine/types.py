@@ -1,0 +1,99 @@
+"""Plain data the engine takes and gives: no torch, no protobuf."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How the next token is picked; temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoppingParams:
+    """When a generation ends; `time_limit_s` is soft (ends OK with partial text)."""
+
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    stop_sequences: tuple[str, ...] = ()
+    include_stop_sequence: bool = False
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One generation request, already tokenized and validated."""
+
+    request_id: str
+    prompt_token_ids: tuple[int, ...]
+    sampling: SamplingParams
+    stopping: StoppingParams
+    logprobs: bool = False
+    top_logprobs: int = 0
+    deadline: float | None = None  # time.monotonic() value; None means no deadline
+
+
+class StopReason(enum.Enum):
+    MAX_TOKENS = "max_tokens"
+    END_OF_SEQUENCE = "end_of_sequence"
+    STOP_SEQUENCE = "stop_sequence"
+    TIME_LIMIT = "time_limit"
+    CONTEXT_LENGTH = "context_length"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token_id: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()  # (token_id, logprob), most likely first
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """New text and the tokens it came from; never splits a character or leaks a stop prefix."""
+
+    text: str
+    token_ids: list[int]
+    generated_token_count: int
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    queue_s: float
+    time_to_first_token_s: float
+    decode_s: float
+    total_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The last event of a successful generation."""
+
+    stop_reason: StopReason
+    stop_sequence: str
+    input_tokens: int
+    output_tokens: int
+    timings: Timings
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The last event of a generation the engine could not finish."""
+
+    error: Exception
+
+
+Event = TextDelta | Finished | Failed

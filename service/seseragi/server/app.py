@@ -1,0 +1,132 @@
+"""Assemble the gRPC server and run its life: bind, load, warm up, serve, drain on SIGTERM, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from seseragi.config import Settings
+from seseragi.engine.async_engine import AsyncEngine
+from seseragi.engine.engine import Engine, EngineConfig
+from seseragi.engine.model_runner import ModelRunner
+from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
+from seseragi.model.loader import LoadedModel, load
+from seseragi.server.servicer import Backend, GenerationServicer
+from seseragi.v1 import generation_pb2, generation_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+LIVENESS = ""  # the empty name: the process is up and the port is bound
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started server; `backend` appears once the model is loaded and warm."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    servicer: GenerationServicer
+    backend: Backend | None = None
+
+
+def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
+    info = loaded.info
+    config = EngineConfig(
+        max_running=settings.max_running_requests,
+        max_waiting=settings.max_queued_requests,
+        max_prefill_tokens=settings.max_prefill_tokens,
+        context_length=info.context_length,
+        eos_token_ids=info.eos_token_ids,
+    )
+    runner = ModelRunner(loaded.model, info.eos_token_ids, info.pad_token_id)
+    return AsyncEngine(Engine(runner, config), loaded.tokenizer)
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Bind the port and report liveness at once; the model is not loaded yet."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", settings.max_response_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    servicer = GenerationServicer(settings)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(settings.address)
+    await server.start()
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    log.info("listening", extra={"address": f"{settings.host}:{port}"})
+    return RunningServer(server, port, health_servicer, servicer)
+
+
+async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
+    """Start the engine, prove it with one generation, then report SERVING."""
+    engine = build_engine(loaded, settings)
+    engine.start()
+    await warm_up(engine, loaded)
+    running.backend = Backend(engine, loaded.tokenizer, loaded.info)
+    running.servicer.attach(running.backend)
+    await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    log.info("ready", extra={"service": SERVICE_NAME})
+
+
+async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
+    prompt = tuple(loaded.tokenizer.encode("Hello"))
+    handle = engine.submit(Request("warm-up", prompt, SamplingParams(), StoppingParams(max_new_tokens=2)))
+    while True:
+        event = await handle.next_event()
+        if isinstance(event, Failed):
+            raise RuntimeError("warm-up generation failed") from event.error
+        if isinstance(event, Finished):
+            return
+
+
+async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
+    """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""
+    await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    running.servicer.drain()
+    log.info("draining", extra={"grace_seconds": grace_seconds})
+    await running.server.stop(grace_seconds)
+    if running.backend is not None:
+        await running.backend.engine.stop()
+    log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """The whole life of `seseragi serve`; returns once drained after SIGTERM or SIGINT."""
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    running = await start(settings)
+    loading = asyncio.create_task(_load_and_warm(running, settings))
+    stopping = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if loading.done() and loading.exception() is not None:
+        await running.server.stop(0)
+        raise RuntimeError("the model could not be loaded") from loading.exception()
+    if not loading.done():
+        loading.cancel()
+    await stop_requested.wait()
+    await drain_and_stop(running, settings.shutdown_grace_seconds)
+
+
+async def _load_and_warm(running: RunningServer, settings: Settings) -> None:
+    loaded = await asyncio.to_thread(load, settings)
+    await become_ready(running, loaded, settings)

@@ -1,0 +1,102 @@
+"""One table from every error to its gRPC status and `google.rpc` details. No stack trace leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
+
+log = logging.getLogger(__name__)
+DOMAIN = "seseragi.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    field: str
+    description: str
+    reason: str
+
+
+class InvalidRequest(Exception):
+    """The request breaks one or more rules; every broken rule is named."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+        self.violations = violations
+
+
+class NotReady(Exception):
+    """The model is still loading or the server is draining."""
+
+
+def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
+    if isinstance(exc, InvalidRequest):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description, reason=v.reason
+                )
+                for v in exc.violations
+            ]
+        )
+        info = _error_info(exc.violations[0].reason, field=exc.violations[0].field)
+        return _status(code_pb2.INVALID_ARGUMENT, str(exc), bad, info)
+    if isinstance(exc, EngineFull):
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(nanos=int(exc.retry_after_s % 1 * 1e9), seconds=int(exc.retry_after_s))
+        )
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("ENGINE_FULL"))
+    if isinstance(exc, DeadlineExpired):
+        return _status(code_pb2.DEADLINE_EXCEEDED, str(exc), _error_info("QUEUE_DEADLINE_EXCEEDED"))
+    if isinstance(exc, EngineStopped | NotReady):
+        return _status(code_pb2.UNAVAILABLE, str(exc) or "not ready", _error_info("NOT_SERVING"))
+    reason = "MODEL_FAILURE" if isinstance(exc, ModelFailure) else "INTERNAL"
+    log.error("request failed", exc_info=exc, extra={"request_id": request_id, "reason": reason})
+    return _status(
+        code_pb2.INTERNAL,
+        f"internal error; request id {request_id}",
+        error_details_pb2.RequestInfo(request_id=request_id),
+        _error_info(reason),
+    )
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: BaseException, request_id: str) -> NoReturn:
+    status = to_status(exc, request_id)
+    await context.abort(
+        grpc.StatusCode[code_pb2.Code.Name(status.code)],
+        status.message,
+        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+    )
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
+    return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
+
+
+def _status(code: int, message: str, *details: object) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+@contextlib.asynccontextmanager
+async def error_boundary(context: grpc.aio.ServicerContext, request_id: str) -> AsyncIterator[None]:
+    """Any unexpected exception becomes INTERNAL with the request id; aborts pass through."""
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the whole point: no stack trace reaches the client
+        await abort(context, exc, request_id)

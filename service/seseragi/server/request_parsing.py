@@ -1,0 +1,156 @@
+"""From a protobuf request to an engine `Request`, naming every field that breaks a rule."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+
+from seseragi.config import Settings
+from seseragi.engine.types import Request, SamplingParams, StoppingParams
+from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer
+from seseragi.server.errors import FieldViolation, InvalidRequest
+from seseragi.v1 import generation_pb2 as pb
+
+MAX_REQUEST_ID_LENGTH = 128
+MAX_REPETITION_PENALTY = 10.0
+
+GenerateMessage = pb.GenerateRequest | pb.GenerateStreamRequest
+InputMessage = GenerateMessage | pb.TokenizeRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedInput:
+    text: str
+    token_ids: list[int]
+    field: str  # "prompt" or "messages", for error messages
+
+
+def check_input(message: InputMessage, tokenizer: TextTokenizer) -> list[FieldViolation]:
+    """Rules on prompt/messages that hold before tokenizing."""
+    has_prompt = message.HasField("prompt")
+    if has_prompt and message.messages:
+        return [_v("prompt", "give exactly one of prompt and messages, not both", "INPUT_AMBIGUOUS")]
+    if not has_prompt and not message.messages:
+        return [_v("prompt", "give exactly one of prompt and messages", "INPUT_MISSING")]
+    if has_prompt and not message.prompt:
+        return [_v("prompt", "must not be empty", "EMPTY_PROMPT")]
+    if message.messages and not tokenizer.has_chat_template:
+        return [_v("messages", "this model has no chat template; send a prompt", "CHAT_UNSUPPORTED")]
+    return [
+        _v(f"messages[{i}].role", f"unknown role {m.role!r}; use one of {', '.join(CHAT_ROLES)}", "UNKNOWN_ROLE")
+        for i, m in enumerate(message.messages)
+        if m.role not in CHAT_ROLES
+    ]
+
+
+def render_input(message: InputMessage, tokenizer: TextTokenizer) -> RenderedInput:
+    if message.HasField("prompt"):
+        return RenderedInput(message.prompt, tokenizer.encode(message.prompt), "prompt")
+    text, ids = tokenizer.encode_chat([(m.role, m.content) for m in message.messages])
+    return RenderedInput(text, ids, "messages")
+
+
+def input_limit_violation(rendered: RenderedInput, settings: Settings, context_length: int) -> FieldViolation | None:
+    limit = min(settings.max_input_tokens, context_length - 1)
+    count = len(rendered.token_ids)
+    if count > limit:
+        return _v(rendered.field, f"input is {count} tokens; the limit is {limit} tokens", "INPUT_TOO_LONG")
+    return None
+
+
+def parse_generate(
+    message: GenerateMessage,
+    tokenizer: TextTokenizer,
+    settings: Settings,
+    context_length: int,
+    time_remaining: float | None,
+) -> Request:
+    """Validate everything, render and tokenize the input, and build the engine request."""
+    violations = check_input(message, tokenizer) + _check_parameters(message, settings)
+    if violations:
+        raise InvalidRequest(violations)
+    rendered = render_input(message, tokenizer)
+    too_long = input_limit_violation(rendered, settings, context_length)
+    if too_long is not None:
+        raise InvalidRequest([too_long])
+    return Request(
+        request_id=message.request_id or secrets.token_hex(8),
+        prompt_token_ids=tuple(rendered.token_ids),
+        sampling=_sampling(message.sampling, settings),
+        stopping=_stopping(message.stopping, settings),
+        logprobs=message.options.logprobs or message.options.top_logprobs > 0,
+        top_logprobs=message.options.top_logprobs,
+        deadline=None if time_remaining is None else time.monotonic() + time_remaining,
+    )
+
+
+def _check_parameters(message: GenerateMessage, settings: Settings) -> list[FieldViolation]:
+    found = _check_sampling(message.sampling) + _check_stopping(message.stopping, settings)
+    if message.options.top_logprobs > settings.max_top_logprobs:
+        found.append(_v("options.top_logprobs", f"must be at most {settings.max_top_logprobs}", "OUT_OF_RANGE"))
+    if len(message.request_id) > MAX_REQUEST_ID_LENGTH:
+        found.append(_v("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters", "TOO_LONG"))
+    return found
+
+
+def _check_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
+    found = []
+    if sampling.HasField("temperature") and not 0.0 <= sampling.temperature <= 2.0:
+        found.append(_v("sampling.temperature", "must be in [0, 2]", "OUT_OF_RANGE"))
+    if sampling.HasField("top_p") and not 0.0 < sampling.top_p <= 1.0:
+        found.append(_v("sampling.top_p", "must be in (0, 1]", "OUT_OF_RANGE"))
+    if sampling.top_k < 0:
+        found.append(_v("sampling.top_k", "must not be negative", "OUT_OF_RANGE"))
+    penalty = sampling.repetition_penalty
+    if sampling.HasField("repetition_penalty") and not (
+        math.isfinite(penalty) and 0.0 < penalty <= MAX_REPETITION_PENALTY
+    ):
+        found.append(_v("sampling.repetition_penalty", f"must be in (0, {MAX_REPETITION_PENALTY:g}]", "OUT_OF_RANGE"))
+    return found
+
+
+def _check_stopping(stopping: pb.StoppingCriteria, settings: Settings) -> list[FieldViolation]:
+    found = []
+    max_new = stopping.max_new_tokens if stopping.HasField("max_new_tokens") else settings.default_max_new_tokens
+    if stopping.HasField("max_new_tokens") and not 1 <= max_new <= settings.max_new_tokens:
+        found.append(_v("stopping.max_new_tokens", f"must be in [1, {settings.max_new_tokens}]", "OUT_OF_RANGE"))
+    if stopping.min_new_tokens > max_new:
+        found.append(_v("stopping.min_new_tokens", f"must be at most max_new_tokens ({max_new})", "OUT_OF_RANGE"))
+    if len(stopping.stop_sequences) > settings.max_stop_sequences:
+        found.append(
+            _v("stopping.stop_sequences", f"at most {settings.max_stop_sequences} stop sequences", "TOO_MANY")
+        )
+    for i, stop in enumerate(stopping.stop_sequences):
+        if not stop:
+            found.append(_v(f"stopping.stop_sequences[{i}]", "must not be empty", "EMPTY_STOP_SEQUENCE"))
+        elif len(stop) > settings.max_stop_sequence_length:
+            limit = settings.max_stop_sequence_length
+            found.append(_v(f"stopping.stop_sequences[{i}]", f"must be at most {limit} characters", "TOO_LONG"))
+    return found
+
+
+def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams:
+    return SamplingParams(
+        temperature=sampling.temperature if sampling.HasField("temperature") else settings.default_temperature,
+        top_p=sampling.top_p if sampling.HasField("top_p") else 1.0,
+        top_k=sampling.top_k,
+        repetition_penalty=sampling.repetition_penalty if sampling.HasField("repetition_penalty") else 1.0,
+        seed=sampling.seed if sampling.HasField("seed") else secrets.randbits(63),
+    )
+
+
+def _stopping(stopping: pb.StoppingCriteria, settings: Settings) -> StoppingParams:
+    time_limit_ms = stopping.time_limit_ms if stopping.HasField("time_limit_ms") else 0
+    return StoppingParams(
+        max_new_tokens=stopping.max_new_tokens if stopping.HasField("max_new_tokens") else settings.default_max_new_tokens,
+        min_new_tokens=stopping.min_new_tokens,
+        stop_sequences=tuple(stopping.stop_sequences),
+        include_stop_sequence=stopping.include_stop_sequence,
+        time_limit_s=time_limit_ms / 1000 if time_limit_ms else None,
+    )
+
+
+def _v(field: str, description: str, reason: str) -> FieldViolation:
+    return FieldViolation(field, description, reason)
