@@ -19,24 +19,36 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seseragi", description="Serve and call a streaming LLM over gRPC.")
+    parser = argparse.ArgumentParser(
+        prog="seseragi", description="Serve and call a streaming LLM over gRPC."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the gRPC server (settings from SESERAGI_* variables)")
+    serve = commands.add_parser(
+        "serve", help="run the gRPC server (settings from SESERAGI_* variables)"
+    )
     serve.set_defaults(handler=_serve)
 
     generate = commands.add_parser("generate", help="generate text through a running server")
     generate.add_argument("prompt")
     generate.add_argument("--stream", action="store_true", help="print tokens as they arrive")
-    generate.add_argument("--chat", action="store_true", help="send the prompt as a user chat message")
+    generate.add_argument(
+        "--chat", action="store_true", help="send the prompt as a user chat message"
+    )
     generate.add_argument("--seed", type=int)
     generate.add_argument("--temperature", type=float)
     generate.add_argument("--max-new-tokens", type=int)
-    generate.add_argument("--stop", action="append", default=[], help="a stop sequence (repeatable)")
-    generate.add_argument("--target", default=None, help="server address (default: SESERAGI_HOST:PORT)")
+    generate.add_argument(
+        "--stop", action="append", default=[], help="a stop sequence (repeatable)"
+    )
+    generate.add_argument(
+        "--target", default=None, help="server address (default: SESERAGI_HOST:PORT)"
+    )
     generate.set_defaults(handler=_generate)
 
-    info = commands.add_parser("info", help="print the served model and the server's limits as JSON")
+    info = commands.add_parser(
+        "info", help="print the served model and the server's limits as JSON"
+    )
     info.add_argument("--target", default=None)
     info.set_defaults(handler=_info)
 

@@ -1,4 +1,7 @@
-"""Every setting, read once from `SESERAGI_*` environment variables (and `.env`). Nothing else reads os.environ."""
+"""Every setting, read once from `SESERAGI_*` environment variables (and `.env`).
+
+Nothing else reads os.environ.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,9 @@ class Settings(BaseSettings):
     default_max_new_tokens: int = Field(128, ge=1, description="max_new_tokens when unset.")
     default_temperature: float = Field(0.7, ge=0.0, le=2.0, description="Temperature when unset.")
     max_stop_sequences: int = Field(8, ge=0, description="Most stop sequences per request.")
-    max_stop_sequence_length: int = Field(64, ge=1, description="Most characters per stop sequence.")
+    max_stop_sequence_length: int = Field(
+        64, ge=1, description="Most characters per stop sequence."
+    )
     max_top_logprobs: int = Field(20, ge=0, description="Most alternatives per token.")
     max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request message.")
     max_response_bytes: int = Field(4 << 20, ge=1024, description="Largest response message.")

@@ -1,4 +1,7 @@
-"""Synchronous client: generate, stream, tokenize, model info; errors carry the gRPC code and details."""
+"""Synchronous client: generate, stream, tokenize, model info.
+
+Errors carry the gRPC code and the decoded details.
+"""
 
 from __future__ import annotations
 
@@ -109,7 +112,9 @@ class Client:
         finally:
             call.cancel()
 
-    def tokenize(self, prompt: str | None = None, messages: Sequence[tuple[str, str]] = ()) -> pb.TokenizeResponse:
+    def tokenize(
+        self, prompt: str | None = None, messages: Sequence[tuple[str, str]] = ()
+    ) -> pb.TokenizeResponse:
         request = pb.TokenizeRequest(
             prompt=prompt, messages=[pb.ChatMessage(role=r, content=c) for r, c in messages]
         )

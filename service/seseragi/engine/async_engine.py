@@ -31,6 +31,7 @@ class EngineStats:
     running: int
     waiting: int
     in_flight: int
+    steps: int
 
 
 class RequestHandle:
@@ -100,7 +101,9 @@ class AsyncEngine:
 
     def stats(self) -> EngineStats:
         scheduler = self._engine.scheduler
-        return EngineStats(len(scheduler.running), len(scheduler.waiting), len(self._handles))
+        return EngineStats(
+            len(scheduler.running), len(scheduler.waiting), len(self._handles), self._engine.steps
+        )
 
     def submit(self, request: Request) -> RequestHandle:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
@@ -109,7 +112,9 @@ class AsyncEngine:
         in_flight = len(self._handles)
         if in_flight >= self._capacity:
             config = self._engine.config
-            raise EngineFull(min(in_flight, config.max_running), in_flight - config.max_running, 1.0)
+            raise EngineFull(
+                min(in_flight, config.max_running), in_flight - config.max_running, 1.0
+            )
         seq = Sequence(
             seq_id=next(self._ids),
             request=request,
@@ -121,7 +126,8 @@ class AsyncEngine:
             sink=lambda event: None,
             arrival_time=time.monotonic(),
         )
-        handle = RequestHandle(self, seq, max(0, in_flight - self._engine.config.max_running))
+        # 0: straight into the batch; otherwise its 1-based place in the waiting queue.
+        handle = RequestHandle(self, seq, max(0, in_flight - self._engine.config.max_running + 1))
         seq.sink = lambda event: self._outbox.append((handle, event))
         self._handles[seq.seq_id] = handle
         self._inbox.put(("add", seq))

@@ -41,6 +41,7 @@ class Engine:
         self.scheduler = Scheduler(config.max_running, config.max_prefill_tokens)
         self._outputs = OutputProcessor(config.eos_token_ids, config.context_length)
         self._clock = clock
+        self.steps = 0  # forward passes run so far; lets tests count steps
 
     @property
     def has_work(self) -> bool:
@@ -57,8 +58,10 @@ class Engine:
     def step(self) -> None:
         plan = self.scheduler.schedule(self._clock())
         for seq in plan.expired:
+            where = "in the queue" if seq.scheduled_time is None else "while generating"
             waited = self._clock() - seq.arrival_time
-            seq.sink(Failed(DeadlineExpired(f"deadline passed after {waited:.3f}s in the queue")))
+            seq.sink(Failed(DeadlineExpired(f"deadline passed after {waited:.3f}s {where}")))
+        self.runner.release({seq.seq_id for seq in plan.expired})
         batch = plan.admitted or list(self.scheduler.running.values())
         if not batch:
             return
@@ -71,6 +74,7 @@ class Engine:
             log.exception("forward pass failed; failing %d sequences", len(self.scheduler.running))
             self._fail_running(ModelFailure(f"forward pass failed: {exc}"))
             return
+        self.steps += 1
         self._postprocess(outputs)
 
     def fail_all(self, error: Exception) -> None:

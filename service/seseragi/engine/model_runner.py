@@ -9,11 +9,13 @@ Works with any Hugging Face causal LM that takes `position_ids` and a `DynamicCa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from transformers import DynamicCache, PreTrainedModel
 
+from seseragi.engine.kv_cache import new_cache
 from seseragi.engine.sampling import RowSampler, sample_rows
 from seseragi.engine.types import Request, TokenLogprob
 
@@ -40,7 +42,9 @@ class _Batch:
 
 
 class ModelRunner:
-    def __init__(self, model: PreTrainedModel, eos_token_ids: tuple[int, ...], pad_token_id: int) -> None:
+    def __init__(
+        self, model: PreTrainedModel, eos_token_ids: tuple[int, ...], pad_token_id: int
+    ) -> None:
         self._model = model
         self._device = model.device
         self._eos_token_ids = eos_token_ids
@@ -59,7 +63,7 @@ class ModelRunner:
 
     @torch.inference_mode()
     def prefill(self, seq_ids: list[int], requests: list[Request]) -> list[TokenOutput]:
-        """Run the prompts of new sequences in one padded forward pass and join them to the batch."""
+        """Run new prompts in one padded forward pass and join them to the batch."""
         prompts = [r.prompt_token_ids for r in requests]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self._pad_token_id, dtype=torch.long)
@@ -69,7 +73,7 @@ class ModelRunner:
             attention_mask[row, width - len(prompt) :] = 1
         input_ids, attention_mask = input_ids.to(self._device), attention_mask.to(self._device)
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self._model.config)
+        cache = new_cache(self._model.config)
         logits = self._forward(input_ids, attention_mask, position_ids, cache)
         samplers = [self._sampler_for(r) for r in requests]
         picks = sample_rows(logits, samplers, self._eos_token_ids)
@@ -91,7 +95,9 @@ class ModelRunner:
         )
         picks = sample_rows(logits, batch.samplers, self._eos_token_ids)
         batch.positions += 1
-        batch.last_tokens = torch.tensor([t for t, _ in picks], dtype=torch.long, device=self._device)
+        batch.last_tokens = torch.tensor(
+            [t for t, _ in picks], dtype=torch.long, device=self._device
+        )
         return [TokenOutput(s, t, lp) for s, (t, lp) in zip(batch.seq_ids, picks, strict=True)]
 
     def release(self, seq_ids: set[int]) -> None:
@@ -151,8 +157,10 @@ class ModelRunner:
             self._batch = new
             return
         width = max(old.attention_mask.shape[1], new.attention_mask.shape[1])
-        for old_layer, new_layer in zip(old.cache.layers, new.cache.layers, strict=True):
-            old_layer.keys = torch.cat([_pad_left(old_layer.keys, width), _pad_left(new_layer.keys, width)])
+        for old_layer, new_layer in zip(_kv_layers(old.cache), _kv_layers(new.cache), strict=True):
+            old_layer.keys = torch.cat(
+                [_pad_left(old_layer.keys, width), _pad_left(new_layer.keys, width)]
+            )
             old_layer.values = torch.cat(
                 [_pad_left(old_layer.values, width), _pad_left(new_layer.values, width)]
             )
@@ -171,13 +179,23 @@ class ModelRunner:
         if first == 0:
             return
         batch.attention_mask = batch.attention_mask[:, first:]
-        for layer in batch.cache.layers:
+        for layer in _kv_layers(batch.cache):
             layer.keys = layer.keys[:, :, first:, :]
             layer.values = layer.values[:, :, first:, :]
 
 
+def _kv_layers(cache: DynamicCache) -> list[_KeyValueLayer]:
+    """The cache's layers as plain key/value holders (DynamicLayer for every attention model)."""
+    return cast(list[_KeyValueLayer], cache.layers)
+
+
+class _KeyValueLayer(Protocol):
+    keys: torch.Tensor  # [B, kv_heads, L, head_dim]
+    values: torch.Tensor
+
+
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
-    """Left-pad the sequence axis (dim 2 of a cache [B, H, L, D], dim 1 of a mask [B, L]) to width."""
+    """Left-pad the sequence axis (dim 2 of a cache [B, H, L, D], dim 1 of a mask [B, L])."""
     seq_dim = 2 if tensor.dim() == 4 else 1
     missing = width - tensor.shape[seq_dim]
     if missing == 0:

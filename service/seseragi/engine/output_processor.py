@@ -24,7 +24,11 @@ class OutputProcessor:
         is_eos = token_id in self._eos_token_ids
         text = "" if is_eos else seq.detokenizer.push(token_id)
         text, stop_sequence = seq.stop_matcher.push(text)
-        reason = StopReason.STOP_SEQUENCE if stop_sequence is not None else self._limit_reason(seq, now, is_eos)
+        reason = (
+            StopReason.STOP_SEQUENCE
+            if stop_sequence is not None
+            else self._limit_reason(seq, now, is_eos)
+        )
         if reason is not None and reason is not StopReason.STOP_SEQUENCE:
             text += seq.stop_matcher.push(seq.detokenizer.flush())[0] + seq.stop_matcher.flush()
         events: list[Event] = []
@@ -48,7 +52,9 @@ class OutputProcessor:
 
     @staticmethod
     def _delta(seq: Sequence, text: str) -> TextDelta:
-        delta = TextDelta(text, seq.unsent_token_ids, len(seq.output_token_ids), seq.unsent_logprobs)
+        delta = TextDelta(
+            text, seq.unsent_token_ids, len(seq.output_token_ids), seq.unsent_logprobs
+        )
         seq.unsent_token_ids, seq.unsent_logprobs = [], []
         return delta
 

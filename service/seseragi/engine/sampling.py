@@ -57,7 +57,9 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     logits.scatter_(0, seen, scores)
 
 
-def logits_to_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+def logits_to_probs(
+    logits: torch.Tensor, temperature: float, top_k: int, top_p: float
+) -> torch.Tensor:
     """One row [V] of logits to a probability vector [V] after temperature, top-k and top-p."""
     logits = logits / temperature
     if 0 < top_k < logits.shape[-1]:
@@ -77,12 +79,14 @@ def logits_to_probs(logits: torch.Tensor, temperature: float, top_k: int, top_p:
 def sample_rows(
     logits: torch.Tensor, rows: list[RowSampler], eos_token_ids: tuple[int, ...]
 ) -> list[tuple[int, TokenLogprob | None]]:
-    """Pick the next token of every row. logits: [B, V] float32; returns one (token, logprob) per row."""
+    """Pick the next token of every row. logits: [B, V]; returns (token, logprob) per row."""
     raw = logits.float()
     adjusted = raw.clone()
     for index, row in enumerate(rows):
         if row.params.repetition_penalty != 1.0:
-            apply_repetition_penalty(adjusted[index], row.seen_token_ids, row.params.repetition_penalty)
+            apply_repetition_penalty(
+                adjusted[index], row.seen_token_ids, row.params.repetition_penalty
+            )
         if row.generated < row.min_new_tokens and eos_token_ids:
             adjusted[index, list(eos_token_ids)] = float("-inf")
     greedy_choice = adjusted.argmax(dim=-1).tolist()

@@ -31,7 +31,7 @@ class Scheduler:
         plan = SchedulerPlan()
         self._drop_expired(now, plan)
         padded_width = 0
-        while self.waiting and len(self.running) + len(plan.admitted) < self.max_running:
+        while self.waiting and len(self.running) < self.max_running:
             seq = self.waiting[0]
             width = max(padded_width, seq.prompt_len)
             # A padded prefill costs rows x widest prompt; always admit at least one.
@@ -59,9 +59,8 @@ class Scheduler:
         return seq
 
     def _drop_expired(self, now: float, plan: SchedulerPlan) -> None:
-        """Queued requests whose deadline already passed are never prefilled."""
-        expired = [s for s in self.waiting if s.request.deadline is not None and s.request.deadline <= now]
-        for seq in expired:
-            self.waiting.remove(seq)
-            seq.status = SequenceStatus.FINISHED
-        plan.expired.extend(expired)
+        """Requests past their deadline leave at once: queued ones are never prefilled."""
+        for seq in [*self.waiting, *self.running.values()]:
+            if seq.request.deadline is not None and seq.request.deadline <= now:
+                self.remove(seq.seq_id)
+                plan.expired.append(seq)

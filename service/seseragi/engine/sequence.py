@@ -1,4 +1,4 @@
-"""Per-request state inside the engine: what was generated, what is held back, when things happened."""
+"""Per-request state inside the engine: what was generated, what is held back, and when."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Getting a model ready to serve: the built-in model's install and one-time conversion, then loading."""
+"""Getting a model ready to serve: install and convert the built-in model once, then load."""

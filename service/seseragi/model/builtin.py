@@ -95,7 +95,7 @@ def _convert(gguf_dir: Path, out_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_FILE, dtype=torch.float32)
     # transformers marks GGUF-loaded weights as quantized and refuses to save them; they are
     # plain dequantized float32 tensors by now, so clear the marker and save safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out_dir, safe_serialization=True)

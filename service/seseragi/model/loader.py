@@ -67,7 +67,7 @@ def load(settings: Settings) -> LoadedModel:
     if quantization != "none":
         kwargs["quantization_config"] = _bnb_config(quantization, torch)
         kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if quantization == "none":
         model = model.to(device)
     model.eval()
@@ -84,8 +84,16 @@ def load(settings: Settings) -> LoadedModel:
         pad_token_id=_pad_token_id(hf_tokenizer),
         load_seconds=time.monotonic() - started,
     )
-    log.info("model loaded", extra={"model": info.model_id, "device": info.device, "dtype": info.dtype,
-                                    "quantization": info.quantization, "seconds": round(info.load_seconds, 2)})
+    log.info(
+        "model loaded",
+        extra={
+            "model": info.model_id,
+            "device": info.device,
+            "dtype": info.dtype,
+            "quantization": info.quantization,
+            "seconds": round(info.load_seconds, 2),
+        },
+    )
     return LoadedModel(model, TextTokenizer(hf_tokenizer), info)
 
 
@@ -99,9 +107,9 @@ def _bnb_config(quantization: str, torch: Any) -> Any:
     from transformers import BitsAndBytesConfig
 
     if quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_8bit=True)  # type: ignore[no-untyped-call]
     # The seed guide's recipe: NF4 with double quantization and bfloat16 compute.
-    return BitsAndBytesConfig(
+    return BitsAndBytesConfig(  # type: ignore[no-untyped-call]
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
@@ -138,7 +146,9 @@ def _revision(settings: Settings, source: str, model: Any) -> str:
 def _directory_digest(model_dir: Path, cache_dir: Path) -> str:
     """Hash of every weight file, remembered per (path, size, mtime) so restarts stay fast."""
     files = sorted(p for p in model_dir.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"})
-    fingerprint = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+    fingerprint = json.dumps(
+        [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    )
     memo_path = cache_dir / "digests.json"
     memo: dict[str, str] = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
     if fingerprint not in memo:

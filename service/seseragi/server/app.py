@@ -1,10 +1,11 @@
-"""Assemble the gRPC server and run its life: bind, load, warm up, serve, drain on SIGTERM, exit 0."""
+"""Assemble the gRPC server and run its life: bind, load, warm up, serve, drain, exit 0."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -64,7 +65,11 @@ async def start(settings: Settings) -> RunningServer:
     servicer = GenerationServicer(settings)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     port = server.add_insecure_port(settings.address)
@@ -88,7 +93,9 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
 
 async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
     prompt = tuple(loaded.tokenizer.encode("Hello"))
-    handle = engine.submit(Request("warm-up", prompt, SamplingParams(), StoppingParams(max_new_tokens=2)))
+    handle = engine.submit(
+        Request("warm-up", prompt, SamplingParams(), StoppingParams(max_new_tokens=2))
+    )
     while True:
         event = await handle.next_event()
         if isinstance(event, Failed):
@@ -98,13 +105,21 @@ async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
 
 
 async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
-    """NOT_SERVING, refuse new calls, let in-flight calls finish within the grace period."""
+    """NOT_SERVING, refuse new calls, let in-flight generations finish within the grace period.
+
+    The port stays open while draining so health checks keep answering NOT_SERVING (load
+    balancers stop routing here); only then does the gRPC server itself stop.
+    """
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.servicer.drain()
+    deadline = time.monotonic() + grace_seconds
+    backend = running.backend
     log.info("draining", extra={"grace_seconds": grace_seconds})
-    await running.server.stop(grace_seconds)
-    if running.backend is not None:
-        await running.backend.engine.stop()
+    while backend is not None and backend.engine.stats().in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await running.server.stop(max(deadline - time.monotonic(), 0.0))
+    if backend is not None:
+        await backend.engine.stop()
     log.info("stopped")
 
 

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
@@ -51,7 +52,9 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         return _status(code_pb2.INVALID_ARGUMENT, str(exc), bad, info)
     if isinstance(exc, EngineFull):
         retry = error_details_pb2.RetryInfo(
-            retry_delay=duration_pb2.Duration(nanos=int(exc.retry_after_s % 1 * 1e9), seconds=int(exc.retry_after_s))
+            retry_delay=duration_pb2.Duration(
+                nanos=int(exc.retry_after_s % 1 * 1e9), seconds=int(exc.retry_after_s)
+            )
         )
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("ENGINE_FULL"))
     if isinstance(exc, DeadlineExpired):
@@ -82,7 +85,7 @@ def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
 
 
-def _status(code: int, message: str, *details: object) -> status_pb2.Status:
+def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
     packed = []
     for detail in details:
         holder = any_pb2.Any()

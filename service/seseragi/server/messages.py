@@ -32,7 +32,8 @@ def logprobs(items: list[TokenLogprob], tokenizer: TextTokenizer) -> list[pb.Tok
             token=tokenizer.token_text(item.token_id),
             logprob=item.logprob,
             top_logprobs=[
-                pb.TopLogprob(token_id=tid, token=tokenizer.token_text(tid), logprob=lp) for tid, lp in item.top
+                pb.TopLogprob(token_id=tid, token=tokenizer.token_text(tid), logprob=lp)
+                for tid, lp in item.top
             ],
         )
         for item in items
@@ -112,5 +113,7 @@ def model_info(info: ModelInfo, settings: Settings, *, chat: bool) -> pb.GetMode
             max_response_bytes=settings.max_response_bytes,
             heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
         ),
-        capabilities=pb.Capabilities(chat=chat, logprobs=True, seeded_sampling=True, stop_sequences=True),
+        capabilities=pb.Capabilities(
+            chat=chat, logprobs=True, seeded_sampling=True, stop_sequences=True
+        ),
     )

@@ -31,15 +31,23 @@ def check_input(message: InputMessage, tokenizer: TextTokenizer) -> list[FieldVi
     """Rules on prompt/messages that hold before tokenizing."""
     has_prompt = message.HasField("prompt")
     if has_prompt and message.messages:
-        return [_v("prompt", "give exactly one of prompt and messages, not both", "INPUT_AMBIGUOUS")]
+        return [
+            _v("prompt", "give exactly one of prompt and messages, not both", "INPUT_AMBIGUOUS")
+        ]
     if not has_prompt and not message.messages:
         return [_v("prompt", "give exactly one of prompt and messages", "INPUT_MISSING")]
     if has_prompt and not message.prompt:
         return [_v("prompt", "must not be empty", "EMPTY_PROMPT")]
     if message.messages and not tokenizer.has_chat_template:
-        return [_v("messages", "this model has no chat template; send a prompt", "CHAT_UNSUPPORTED")]
+        return [
+            _v("messages", "this model has no chat template; send a prompt", "CHAT_UNSUPPORTED")
+        ]
     return [
-        _v(f"messages[{i}].role", f"unknown role {m.role!r}; use one of {', '.join(CHAT_ROLES)}", "UNKNOWN_ROLE")
+        _v(
+            f"messages[{i}].role",
+            f"unknown role {m.role!r}; use one of {', '.join(CHAT_ROLES)}",
+            "UNKNOWN_ROLE",
+        )
         for i, m in enumerate(message.messages)
         if m.role not in CHAT_ROLES
     ]
@@ -52,11 +60,17 @@ def render_input(message: InputMessage, tokenizer: TextTokenizer) -> RenderedInp
     return RenderedInput(text, ids, "messages")
 
 
-def input_limit_violation(rendered: RenderedInput, settings: Settings, context_length: int) -> FieldViolation | None:
+def input_limit_violation(
+    rendered: RenderedInput, settings: Settings, context_length: int
+) -> FieldViolation | None:
     limit = min(settings.max_input_tokens, context_length - 1)
     count = len(rendered.token_ids)
     if count > limit:
-        return _v(rendered.field, f"input is {count} tokens; the limit is {limit} tokens", "INPUT_TOO_LONG")
+        return _v(
+            rendered.field,
+            f"input is {count} tokens; the limit is {limit} tokens",
+            "INPUT_TOO_LONG",
+        )
     return None
 
 
@@ -89,9 +103,17 @@ def parse_generate(
 def _check_parameters(message: GenerateMessage, settings: Settings) -> list[FieldViolation]:
     found = _check_sampling(message.sampling) + _check_stopping(message.stopping, settings)
     if message.options.top_logprobs > settings.max_top_logprobs:
-        found.append(_v("options.top_logprobs", f"must be at most {settings.max_top_logprobs}", "OUT_OF_RANGE"))
+        found.append(
+            _v(
+                "options.top_logprobs",
+                f"must be at most {settings.max_top_logprobs}",
+                "OUT_OF_RANGE",
+            )
+        )
     if len(message.request_id) > MAX_REQUEST_ID_LENGTH:
-        found.append(_v("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters", "TOO_LONG"))
+        found.append(
+            _v("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters", "TOO_LONG")
+        )
     return found
 
 
@@ -107,36 +129,74 @@ def _check_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
     if sampling.HasField("repetition_penalty") and not (
         math.isfinite(penalty) and 0.0 < penalty <= MAX_REPETITION_PENALTY
     ):
-        found.append(_v("sampling.repetition_penalty", f"must be in (0, {MAX_REPETITION_PENALTY:g}]", "OUT_OF_RANGE"))
+        found.append(
+            _v(
+                "sampling.repetition_penalty",
+                f"must be in (0, {MAX_REPETITION_PENALTY:g}]",
+                "OUT_OF_RANGE",
+            )
+        )
     return found
 
 
 def _check_stopping(stopping: pb.StoppingCriteria, settings: Settings) -> list[FieldViolation]:
     found = []
-    max_new = stopping.max_new_tokens if stopping.HasField("max_new_tokens") else settings.default_max_new_tokens
+    max_new = (
+        stopping.max_new_tokens
+        if stopping.HasField("max_new_tokens")
+        else settings.default_max_new_tokens
+    )
     if stopping.HasField("max_new_tokens") and not 1 <= max_new <= settings.max_new_tokens:
-        found.append(_v("stopping.max_new_tokens", f"must be in [1, {settings.max_new_tokens}]", "OUT_OF_RANGE"))
+        found.append(
+            _v(
+                "stopping.max_new_tokens",
+                f"must be in [1, {settings.max_new_tokens}]",
+                "OUT_OF_RANGE",
+            )
+        )
     if stopping.min_new_tokens > max_new:
-        found.append(_v("stopping.min_new_tokens", f"must be at most max_new_tokens ({max_new})", "OUT_OF_RANGE"))
+        found.append(
+            _v(
+                "stopping.min_new_tokens",
+                f"must be at most max_new_tokens ({max_new})",
+                "OUT_OF_RANGE",
+            )
+        )
     if len(stopping.stop_sequences) > settings.max_stop_sequences:
         found.append(
-            _v("stopping.stop_sequences", f"at most {settings.max_stop_sequences} stop sequences", "TOO_MANY")
+            _v(
+                "stopping.stop_sequences",
+                f"at most {settings.max_stop_sequences} stop sequences",
+                "TOO_MANY",
+            )
         )
     for i, stop in enumerate(stopping.stop_sequences):
         if not stop:
-            found.append(_v(f"stopping.stop_sequences[{i}]", "must not be empty", "EMPTY_STOP_SEQUENCE"))
+            found.append(
+                _v(f"stopping.stop_sequences[{i}]", "must not be empty", "EMPTY_STOP_SEQUENCE")
+            )
         elif len(stop) > settings.max_stop_sequence_length:
             limit = settings.max_stop_sequence_length
-            found.append(_v(f"stopping.stop_sequences[{i}]", f"must be at most {limit} characters", "TOO_LONG"))
+            found.append(
+                _v(
+                    f"stopping.stop_sequences[{i}]",
+                    f"must be at most {limit} characters",
+                    "TOO_LONG",
+                )
+            )
     return found
 
 
 def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams:
     return SamplingParams(
-        temperature=sampling.temperature if sampling.HasField("temperature") else settings.default_temperature,
+        temperature=sampling.temperature
+        if sampling.HasField("temperature")
+        else settings.default_temperature,
         top_p=sampling.top_p if sampling.HasField("top_p") else 1.0,
         top_k=sampling.top_k,
-        repetition_penalty=sampling.repetition_penalty if sampling.HasField("repetition_penalty") else 1.0,
+        repetition_penalty=sampling.repetition_penalty
+        if sampling.HasField("repetition_penalty")
+        else 1.0,
         seed=sampling.seed if sampling.HasField("seed") else secrets.randbits(63),
     )
 
@@ -144,7 +204,9 @@ def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams
 def _stopping(stopping: pb.StoppingCriteria, settings: Settings) -> StoppingParams:
     time_limit_ms = stopping.time_limit_ms if stopping.HasField("time_limit_ms") else 0
     return StoppingParams(
-        max_new_tokens=stopping.max_new_tokens if stopping.HasField("max_new_tokens") else settings.default_max_new_tokens,
+        max_new_tokens=stopping.max_new_tokens
+        if stopping.HasField("max_new_tokens")
+        else settings.default_max_new_tokens,
         min_new_tokens=stopping.min_new_tokens,
         stop_sequences=tuple(stopping.stop_sequences),
         include_stop_sequence=stopping.include_stop_sequence,

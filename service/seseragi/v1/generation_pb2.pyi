@@ -548,8 +548,8 @@ class Started(_message.Message):
     seed: _builtins.int
     """The sampling seed in use (the client's, or one the server chose)."""
     queue_position: _builtins.int
-    """Requests ahead of this one in the waiting queue at admission; 0 when it
-    goes straight into the running batch.
+    """Place in the waiting queue at admission, 1 for the next to run; 0 when
+    the request goes straight into the running batch.
     """
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""Benchmarks Seseragi against naive and static-batch transformers baselines (`make bench`)."""

@@ -1,0 +1,81 @@
+"""Drives the running server over gRPC at a given concurrency and times every streamed delta."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from bench.metrics import RequestTiming, ScenarioResult, summarize
+from bench.server_proc import RssSampler
+from bench.workload import Workload, prompt
+from seseragi.v1 import generation_pb2 as pb
+from seseragi.v1 import generation_pb2_grpc
+
+CALL_TIMEOUT_SECONDS = 900.0
+
+
+def build_request(index: int, max_new_tokens: int, request_id: str) -> pb.GenerateStreamRequest:
+    """Greedy, exactly `max_new_tokens` tokens: min = max makes the server ignore EOS."""
+    return pb.GenerateStreamRequest(
+        messages=[pb.ChatMessage(role="user", content=prompt(index))],
+        sampling=pb.SamplingParams(temperature=0),
+        stopping=pb.StoppingCriteria(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens),
+        request_id=request_id,
+    )
+
+
+async def stream_one(
+    stub: generation_pb2_grpc.GenerationServiceStub, request: pb.GenerateStreamRequest
+) -> RequestTiming:
+    """One GenerateStream call; every delta is timestamped with the tokens it carries."""
+    timing = RequestTiming(time.perf_counter())
+    seen = 0
+    final: pb.Final | None = None
+    async for event in stub.GenerateStream(request, timeout=CALL_TIMEOUT_SECONDS):
+        kind = event.WhichOneof("event")
+        if kind == "delta":
+            now = time.perf_counter()
+            count = event.delta.generated_token_count - seen or len(event.delta.token_ids)
+            seen = event.delta.generated_token_count
+            timing.arrivals.append((now, count))
+        elif kind == "final":
+            final = event.final
+    if final is None:
+        raise RuntimeError(f"{request.request_id}: the stream ended without a final message")
+    if final.usage.output_tokens != timing.tokens:
+        raise RuntimeError(
+            f"{request.request_id}: usage says {final.usage.output_tokens} tokens,"
+            f" deltas carried {timing.tokens}"
+        )
+    return timing
+
+
+async def run_concurrency(
+    target: str, server_pid: int, workload: Workload, concurrency: int
+) -> ScenarioResult:
+    """Concurrency 1: requests one after another; N > 1: N requests all at once."""
+    count = workload.requests_at(concurrency)
+    requests = [
+        build_request(i, workload.max_new_tokens, f"bench-c{concurrency}-{i}") for i in range(count)
+    ]
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        await stream_one(stub, build_request(0, 2, f"bench-c{concurrency}-warm-up"))
+        with RssSampler(server_pid) as sampler:
+            started = time.perf_counter()
+            if concurrency == 1:
+                timings = [await stream_one(stub, request) for request in requests]
+            else:
+                timings = list(await asyncio.gather(*(stream_one(stub, r) for r in requests)))
+            wall = time.perf_counter() - started
+    label = f"(c) Seseragi gRPC, concurrency {concurrency}"
+    if concurrency == 1:
+        label += f" ({count} sequential)"
+    return summarize(f"seseragi_c{concurrency}", label, timings, wall, sampler.peak)
+
+
+def run_one(target: str, server_pid: int, workload: Workload, concurrency: int) -> ScenarioResult:
+    """One scenario on its own event loop (and its own channel)."""
+    return asyncio.run(run_concurrency(target, server_pid, workload, concurrency))

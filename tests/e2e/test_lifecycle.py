@@ -1,0 +1,99 @@
+"""A real `seseragi serve` process: NOT_SERVING until warm, SERVING after; SIGTERM drains."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from seseragi.v1 import generation_pb2_grpc
+from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
+
+pytestmark = pytest.mark.e2e
+SERVICE = "seseragi.v1.GenerationService"
+Status = health_pb2.HealthCheckResponse
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    env = {**os.environ, "SESERAGI_PORT": str(port), "SESERAGI_SHUTDOWN_GRACE_SECONDS": "60"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seseragi.cli", "serve"], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        yield process, f"127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+
+
+def check(health: health_pb2_grpc.HealthStub, service: str) -> int | None:
+    try:
+        status: int = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=1).status
+    except grpc.RpcError:
+        return None  # not bound yet
+    return status
+
+
+def test_health_goes_not_serving_to_serving(
+    server_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    _, target = server_process
+    seen: list[int | None] = []
+    deadline = time.monotonic() + 120
+    while Status.SERVING not in seen:
+        assert time.monotonic() < deadline, seen
+        # A fresh channel per probe: a channel that failed to connect backs off for a second.
+        with grpc.insecure_channel(target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            seen.append(check(health, SERVICE))
+            if seen[-1] == Status.NOT_SERVING:
+                assert check(health, "") == Status.SERVING  # liveness is up while the model loads
+        time.sleep(0.02)
+    answered = [s for s in seen if s is not None]
+    assert answered[0] == Status.NOT_SERVING and answered[-1] == Status.SERVING
+
+
+def test_sigterm_drains_in_flight_stream_then_exits_zero(
+    server_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    process, target = server_process
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        deadline = time.monotonic() + 120
+        while check(health, SERVICE) != Status.SERVING:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = chat(CAPITAL_QUESTION, max_new_tokens=60, min_new_tokens=60)
+        events = iter(stub.GenerateStream(as_stream(request)))
+        head = [next(events), next(events)]  # started, then the first delta
+        assert head[1].HasField("delta")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert check(health, SERVICE) == Status.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Generate(chat(CAPITAL_QUESTION))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        rest = read_stream(events)
+    assert rest.final is not None and rest.final.usage.output_tokens == 60
+    assert process.wait(60) == 0
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert "Traceback" not in stderr

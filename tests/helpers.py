@@ -1,0 +1,52 @@
+"""Small request builders and stream readers shared by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from seseragi.v1 import generation_pb2 as pb
+
+CAPITAL_QUESTION = "What is the capital of France?"
+
+
+def chat(
+    question: str, *, max_new_tokens: int = 24, temperature: float = 0.0, **stopping: object
+) -> pb.GenerateRequest:
+    return pb.GenerateRequest(
+        messages=[pb.ChatMessage(role="user", content=question)],
+        sampling=pb.SamplingParams(temperature=temperature),
+        stopping=pb.StoppingCriteria(max_new_tokens=max_new_tokens, **stopping),  # type: ignore[arg-type]
+    )
+
+
+def as_stream(request: pb.GenerateRequest) -> pb.GenerateStreamRequest:
+    """Same fields, same numbers: the bytes of one are a valid message of the other."""
+    return pb.GenerateStreamRequest.FromString(request.SerializeToString())
+
+
+@dataclass
+class StreamResult:
+    kinds: list[str] = field(default_factory=list)
+    deltas: list[pb.Delta] = field(default_factory=list)
+    started: pb.Started | None = None
+    final: pb.Final | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(d.text for d in self.deltas)
+
+
+def read_stream(events: Iterable[pb.GenerateStreamResponse]) -> StreamResult:
+    result = StreamResult()
+    for event in events:
+        kind = event.WhichOneof("event")
+        assert kind is not None
+        result.kinds.append(kind)
+        if kind == "started":
+            result.started = event.started
+        elif kind == "delta":
+            result.deltas.append(event.delta)
+        elif kind == "final":
+            result.final = event.final
+    return result

@@ -1,0 +1,58 @@
+"""Real seseragi servers on loopback, each on its own event-loop thread so tests may block."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from seseragi.config import Settings
+from seseragi.engine.async_engine import EngineStats
+from seseragi.model.loader import LoadedModel
+from seseragi.server.app import RunningServer, become_ready, drain_and_stop, start
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServerThread:
+    """Start, serve and drain a server with an already loaded model."""
+
+    def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
+        self.settings = settings
+        self._loaded = loaded
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.running: RunningServer | None = None
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self.running = self._call(start(self.settings))
+        self._call(become_ready(self.running, self._loaded, self.settings))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.running is not None
+        self._call(drain_and_stop(self.running, 1.0))
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def target(self) -> str:
+        assert self.running is not None
+        return f"127.0.0.1:{self.running.port}"
+
+    def stats(self) -> EngineStats:
+        assert self.running is not None and self.running.backend is not None
+        return self.running.backend.engine.stats()
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(120)
+
+
+def make_settings(**overrides: object) -> Settings:
+    base: dict[str, object] = {"host": "127.0.0.1", "port": 0, "heartbeat_interval_seconds": 0.5}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
