@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     max_prefill_tokens: int = Field(
         4096, ge=1, description="Padded prompt tokens one prefill step may process."
     )
+    max_context_tokens: int = Field(
+        0, ge=0, description="Cap on input plus output tokens per sequence; 0: the model's window."
+    )
     max_input_tokens: int = Field(2048, ge=1, description="Most tokens in a rendered input.")
     max_new_tokens: int = Field(1024, ge=1, description="Largest max_new_tokens a request may ask.")
     default_max_new_tokens: int = Field(128, ge=1, description="max_new_tokens when unset.")

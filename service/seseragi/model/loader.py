@@ -79,7 +79,7 @@ def load(settings: Settings) -> LoadedModel:
         device=str(model.device),
         quantization=quantization,
         quantization_bits={"nf4": 4, "int8": 8}.get(quantization, torch.finfo(model.dtype).bits),
-        context_length=int(getattr(model.config, "max_position_embeddings", 2048)),
+        context_length=_context_length(model, settings),
         eos_token_ids=_eos_token_ids(model, hf_tokenizer),
         pad_token_id=_pad_token_id(hf_tokenizer),
         load_seconds=time.monotonic() - started,
@@ -115,6 +115,11 @@ def _bnb_config(quantization: str, torch: Any) -> Any:
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=torch.bfloat16,
     )
+
+
+def _context_length(model: Any, settings: Settings) -> int:
+    window = int(getattr(model.config, "max_position_embeddings", 2048))
+    return min(window, settings.max_context_tokens) if settings.max_context_tokens else window
 
 
 def _eos_token_ids(model: Any, tokenizer: Any) -> tuple[int, ...]:

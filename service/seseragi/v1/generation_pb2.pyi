@@ -1021,7 +1021,10 @@ class GetModelInfoResponse(_message.Message):
     device: _builtins.str
     """Device the model runs on, e.g. "cpu" or "cuda:0"."""
     context_length: _builtins.int
-    """The model's context window in tokens (input plus output)."""
+    """Tokens a sequence may hold, input plus output: the model's window, or
+    less where the server caps it. Generation stops there with
+    STOP_REASON_CONTEXT_LENGTH.
+    """
     @_builtins.property
     def quantization(self) -> Global___Quantization:
         """How the weights are stored."""
