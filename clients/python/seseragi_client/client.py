@@ -5,10 +5,11 @@ Errors carry the gRPC code and the decoded details.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -95,10 +96,7 @@ class Client:
         self._channel.close()
 
     def generate(self, request: pb.GenerateRequest) -> pb.GenerateResponse:
-        try:
-            response: pb.GenerateResponse = self._stub.Generate(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise SeseragiError.from_rpc_error(error) from None
+        response: pb.GenerateResponse = self._unary(self._stub.Generate, request)
         return response
 
     def stream(self, request: pb.GenerateRequest) -> Iterator[pb.GenerateStreamResponse]:
@@ -118,17 +116,18 @@ class Client:
         request = pb.TokenizeRequest(
             prompt=prompt, messages=[pb.ChatMessage(role=r, content=c) for r, c in messages]
         )
-        try:
-            response: pb.TokenizeResponse = self._stub.Tokenize(request, timeout=self._timeout)
-        except grpc.RpcError as error:
-            raise SeseragiError.from_rpc_error(error) from None
+        response: pb.TokenizeResponse = self._unary(self._stub.Tokenize, request)
         return response
 
     def model_info(self) -> pb.GetModelInfoResponse:
+        response: pb.GetModelInfoResponse = self._unary(
+            self._stub.GetModelInfo, pb.GetModelInfoRequest()
+        )
+        return response
+
+    def _unary(self, method: Callable[..., Any], request: Message) -> Any:
+        """Call a unary RPC with the client's deadline; failures become SeseragiError."""
         try:
-            response: pb.GetModelInfoResponse = self._stub.GetModelInfo(
-                pb.GetModelInfoRequest(), timeout=self._timeout
-            )
+            return method(request, timeout=self._timeout)
         except grpc.RpcError as error:
             raise SeseragiError.from_rpc_error(error) from None
-        return response
