@@ -50,6 +50,9 @@ def resolve_model_dir(settings: Settings) -> str:
 def load(settings: Settings) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a progress bar on stderr would break one-JSON-per-line
 
     started = time.monotonic()
     source = resolve_model_dir(settings)
