@@ -52,7 +52,8 @@ def load(settings: Settings) -> LoadedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # a progress bar on stderr would break one-JSON-per-line
+    # A progress bar on stderr would break the one-JSON-object-per-line log.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     started = time.monotonic()
     source = resolve_model_dir(settings)
