@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from seseragi.engine.errors import DeadlineExpired, EngineStopped, ModelFailure
 from seseragi.engine.sequence import Sequence
-from seseragi.engine.types import Finished
-from seseragi.telemetry.metrics import Metrics
+from seseragi.engine.types import Finished, StopReason
+from seseragi.telemetry.metrics import PHASES, Metrics
 
 FAILURE_REASONS: tuple[tuple[type[Exception], str], ...] = (
     (DeadlineExpired, "deadline_expired"),
@@ -25,6 +25,7 @@ def failure_reason(error: Exception) -> str:
 
 
 def phase_of(seq: Sequence) -> str:
+    """Where a sequence was when it left: one of PHASES."""
     if seq.scheduled_time is None:
         return "queued"
     return "prefill" if seq.first_token_time is None else "decode"
@@ -37,6 +38,13 @@ class EngineMetrics:
         self._m = metrics
         self._batch_size = {p: metrics.batch_size.labels(p) for p in ("prefill", "decode")}
         self._forward_time = {p: metrics.forward_time.labels(p) for p in ("prefill", "decode")}
+        # Every label value exists from the start, so a dashboard shows 0 rather than nothing.
+        for reason in StopReason:
+            metrics.finished.labels(reason.value)
+        for reason in (*(name for _, name in FAILURE_REASONS), "internal"):
+            metrics.failed.labels(reason)
+        for phase in PHASES:
+            metrics.cancelled.labels(phase)
 
     def forward_done(self, phase: str, batch: list[Sequence], seconds: float) -> None:
         self._batch_size[phase].observe(len(batch))
