@@ -39,10 +39,10 @@ class EngineMetrics:
         self._batch_size = {p: metrics.batch_size.labels(p) for p in ("prefill", "decode")}
         self._forward_time = {p: metrics.forward_time.labels(p) for p in ("prefill", "decode")}
         # Every label value exists from the start, so a dashboard shows 0 rather than nothing.
-        for reason in StopReason:
-            metrics.finished.labels(reason.value)
-        for reason in (*(name for _, name in FAILURE_REASONS), "internal"):
-            metrics.failed.labels(reason)
+        for stop_reason in StopReason:
+            metrics.finished.labels(stop_reason.value)
+        for failure in (*(name for _, name in FAILURE_REASONS), "internal"):
+            metrics.failed.labels(failure)
         for phase in PHASES:
             metrics.cancelled.labels(phase)
 
