@@ -12,6 +12,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,10 +64,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         labels = (kind, service, method)
         behavior = _behavior(handler)
 
-        @contextlib.asynccontextmanager
-        async def observed(context: grpc.aio.ServicerContext) -> AsyncIterator[CallRecord]:
-            async with self._observe(details.method, labels, streaming, context) as record:
-                yield record
+        def observed(context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[CallRecord]:
+            return self._observe(details.method, labels, streaming, context)
 
         if streaming and inspect.isasyncgenfunction(behavior):
 
@@ -142,12 +141,9 @@ def _log(record: CallRecord, service: str, code: str, elapsed: float) -> None:
 
 
 def _code(context: grpc.aio.ServicerContext, default: str) -> str:
+    """The status the handler set (abort or set_code), else `default`."""
     code = context.code()
-    if code is None:
-        return default
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    return grpc.StatusCode(code).name if isinstance(code, tuple) else str(code)
+    return default if code is None else str(code.name)
 
 
 def _kind(request_streaming: bool, response_streaming: bool) -> str:
