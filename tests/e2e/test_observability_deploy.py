@@ -164,12 +164,13 @@ def test_dashboard_and_alerts_name_only_exported_metrics(stack: Stack) -> None:
     assert referenced - exported == set()
 
 
-def test_rule_files_pass_promtool() -> None:
+def test_rule_files_pass_promtool_and_alerts_fire_when_they_should() -> None:
     promtool = shutil.which("promtool")
     assert promtool is not None, "`make test` installs promtool (Debian package prometheus)"
     for args in (
         ["check", "rules", str(RULES)],
         ["check", "config", str(RULES.with_name("prometheus.yml"))],
+        ["test", "rules", str(RULES.with_name("alerts_test.yml"))],
     ):
         result = subprocess.run([promtool, *args], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
