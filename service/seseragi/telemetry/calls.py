@@ -39,6 +39,13 @@ class CallRecord:
 _current: ContextVar[CallRecord | None] = ContextVar("seseragi_call", default=None)
 
 
+def begin(method: str, caller: str) -> CallRecord:
+    """Start this task's call record; each RPC runs in its own task, so nothing leaks."""
+    record = CallRecord(method, caller, current_trace_id())
+    _current.set(record)
+    return record
+
+
 def annotate(**fields: object) -> None:
     """Add fields to this call's access-log line; a no-op outside a call."""
     record = _current.get()
@@ -94,8 +101,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[CallRecord]:
         m = self._metrics
-        record = CallRecord(full_method, caller(context), current_trace_id())
-        _current.set(record)  # each RPC runs in its own task, so nothing leaks to the next
+        record = begin(full_method, caller(context))
         m.grpc_started.labels(*labels).inc()
         in_flight = m.grpc_streams_in_flight.labels(*labels) if streaming else None
         if in_flight is not None:
