@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model proto proto-check lint format bench clean
+.PHONY: run test venv model proto proto-check lint format bench clean observability-tools
 
 run: $(STAMP) model ## Set up everything, then serve on 127.0.0.1:50051.
 	$(BIN)/seseragi serve
 
-test: $(STAMP) model lint proto-check ## Set up everything, then run every check and the whole test suite.
+test: $(STAMP) model observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
 	$(BIN)/pytest
 
 venv: $(STAMP)
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+observability-tools: ## promtool, which checks deploy/prometheus (Debian's prometheus package).
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends prometheus; }
 
 model: $(STAMP) ## Install and convert the default model once (cached afterwards).
 	$(BIN)/seseragi model pull

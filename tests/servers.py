@@ -53,6 +53,11 @@ class ServerThread:
 
 
 def make_settings(**overrides: object) -> Settings:
-    base: dict[str, object] = {"host": "127.0.0.1", "port": 0, "heartbeat_interval_seconds": 0.5}
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "heartbeat_interval_seconds": 0.5,
+        "metrics_port": 0,
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from seseragi.telemetry.trace_context import current_trace_id
+
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -20,6 +22,8 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if "trace_id" not in entry and (trace_id := current_trace_id()):
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
@@ -36,8 +40,10 @@ class ReadableFormatter(logging.Formatter):
 
 
 def configure(level: str) -> None:
+    """JSON lines on stderr (human-readable on a terminal); `seseragi.access` logs each RPC."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(ReadableFormatter() if sys.stderr.isatty() else JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # a Python warning is a log line too, not a stray text line
     for noisy in ("transformers", "httpx", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

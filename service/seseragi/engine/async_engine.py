@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
 from seseragi.engine.engine import Engine
 from seseragi.engine.errors import EngineFull, EngineStopped
+from seseragi.engine.observer import EngineObserver
 from seseragi.engine.sequence import Sequence, SequenceStatus
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Event, Failed, Finished, Request
@@ -104,6 +105,13 @@ class AsyncEngine:
         return EngineStats(
             len(scheduler.running), len(scheduler.waiting), len(self._handles), self._engine.steps
         )
+
+    def cache_tokens(self) -> int:
+        return self._engine.runner.cache_tokens
+
+    def observe(self, observer: EngineObserver) -> None:
+        """Report engine events to `observer` from the next step on (one attribute swap)."""
+        self._engine.observer = observer
 
     def submit(self, request: Request) -> RequestHandle:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""

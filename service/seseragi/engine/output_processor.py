@@ -16,6 +16,7 @@ class OutputProcessor:
         """Record one token; return the events to send and whether the sequence is done."""
         if seq.first_token_time is None:
             seq.first_token_time = now
+        seq.last_token_time = now
         token_id = output.token_id
         seq.output_token_ids.append(token_id)
         seq.unsent_token_ids.append(token_id)

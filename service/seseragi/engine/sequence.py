@@ -34,6 +34,7 @@ class Sequence:
     unsent_logprobs: list[TokenLogprob] = field(default_factory=list)
     scheduled_time: float | None = None
     first_token_time: float | None = None
+    last_token_time: float | None = None
 
     @property
     def prompt_len(self) -> int:

@@ -50,6 +50,10 @@ def resolve_model_dir(settings: Settings) -> str:
 def load(settings: Settings) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    # A progress bar on stderr would break the one-JSON-object-per-line log.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
     started = time.monotonic()
     source = resolve_model_dir(settings)

@@ -19,6 +19,7 @@ from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server.servicer import Backend, GenerationServicer
+from seseragi.telemetry.hub import Telemetry
 from seseragi.v1 import generation_pb2, generation_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     servicer: GenerationServicer
+    telemetry: Telemetry
     backend: Backend | None = None
 
 
@@ -53,16 +55,18 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
 
 async def start(settings: Settings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
+    telemetry = Telemetry.start(settings)
     server = grpc.aio.server(
+        interceptors=telemetry.interceptors(),
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    servicer = GenerationServicer(settings)
+    servicer = GenerationServicer(settings, telemetry)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     reflection.enable_server_reflection(
         (
@@ -77,7 +81,7 @@ async def start(settings: Settings) -> RunningServer:
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
-    return RunningServer(server, port, health_servicer, servicer)
+    return RunningServer(server, port, health_servicer, servicer, telemetry)
 
 
 async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
@@ -85,9 +89,14 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     engine = build_engine(loaded, settings)
     engine.start()
     await warm_up(engine, loaded)
+    telemetry = running.telemetry
+    engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
+    capacity = settings.max_running_requests * loaded.info.context_length
+    telemetry.model_ready(loaded.info, engine, capacity)
     running.backend = Backend(engine, loaded.tokenizer, loaded.info)
     running.servicer.attach(running.backend)
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    telemetry.set_ready(True)
     log.info("ready", extra={"service": SERVICE_NAME})
 
 
@@ -111,6 +120,7 @@ async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
     balancers stop routing here); only then does the gRPC server itself stop.
     """
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    running.telemetry.set_ready(False)
     running.servicer.drain()
     deadline = time.monotonic() + grace_seconds
     backend = running.backend
@@ -120,6 +130,7 @@ async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
     await running.server.stop(max(deadline - time.monotonic(), 0.0))
     if backend is not None:
         await backend.engine.stop()
+    running.telemetry.stop()
     log.info("stopped")
 
 

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
+from seseragi.telemetry.trace_context import current_trace_id
 
 log = logging.getLogger(__name__)
 DOMAIN = "seseragi.v1"
@@ -82,6 +83,9 @@ async def abort(context: grpc.aio.ServicerContext, exc: BaseException, request_i
 
 
 def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:
+    trace_id = current_trace_id()
+    if trace_id:
+        metadata["trace_id"] = trace_id
     return error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata)
 
 

@@ -23,6 +23,8 @@ from seseragi.server.request_parsing import (
     parse_generate,
     render_input,
 )
+from seseragi.telemetry.calls import annotate
+from seseragi.telemetry.hub import Telemetry
 from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import generation_pb2_grpc
 
@@ -39,8 +41,9 @@ class Backend:
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self._settings = settings
+        self._telemetry = telemetry
         self._backend: Backend | None = None
         self._draining = False
 
@@ -68,6 +71,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                         token_ids.extend(event.token_ids)
                         token_logprobs.extend(messages.logprobs(event.logprobs, backend.tokenizer))
                     elif isinstance(event, Finished):
+                        self._observe_finished(backend, handle, event)
                         context.set_trailing_metadata(messages.usage_metadata(event))
                         last = messages.final(event, handle.request_id, seed)
                         return messages.generate_response(
@@ -104,6 +108,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                             delta=messages.delta(event, backend.tokenizer)
                         )
                     elif isinstance(event, Finished):
+                        self._observe_finished(backend, handle, event)
                         context.set_trailing_metadata(messages.usage_metadata(event))
                         yield pb.GenerateStreamResponse(
                             final=messages.final(event, handle.request_id, seed)
@@ -139,6 +144,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             backend.info, self._settings, chat=backend.tokenizer.has_chat_template
         )
 
+    def _observe_finished(self, backend: Backend, handle: RequestHandle, event: Finished) -> None:
+        if self._telemetry is not None:
+            self._telemetry.generation_finished(handle.seq, event, backend.tokenizer.decode)
+
     async def _ready(self, context: grpc.aio.ServicerContext, request_id: str) -> Backend:
         if self._draining:
             await abort(context, NotReady("the server is shutting down"), request_id)
@@ -151,6 +160,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> tuple[Backend, RequestHandle, int]:
         """Validate and admit the request, or end the call with the matching status."""
         backend = await self._ready(context, request.request_id)
+        annotate(request_id=request.request_id)
         try:
             parsed = await asyncio.to_thread(
                 parse_generate,
@@ -161,6 +171,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 context.time_remaining(),
             )
             handle = backend.engine.submit(parsed)
+            annotate(request_id=handle.request_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
             await abort(context, exc, request.request_id)
         return backend, handle, parsed.sampling.seed

@@ -1,0 +1,168 @@
+"""Every Prometheus metric the server exports, in one registry per server.
+
+Names follow the vLLM/TGI vocabulary with the `seseragi_` prefix, base units and `_total` on
+counters; gRPC metrics follow go-grpc-prometheus. No label ever carries a request or user id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+PHASES = ("queued", "prefill", "decode")
+GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+# Batch sizes are small integers; powers of two up to the largest sane batch.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+FORWARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The metric objects; the engine observer, the gRPC interceptor and the app update them."""
+
+    def __init__(
+        self, latency_buckets: tuple[float, ...], token_gap_buckets: tuple[float, ...]
+    ) -> None:
+        self.registry = registry = CollectorRegistry()
+
+        def latency(name: str, doc: str, buckets: tuple[float, ...] = latency_buckets) -> Histogram:
+            return Histogram(name, doc, buckets=buckets, registry=registry)
+
+        self.time_to_first_token = latency(
+            "seseragi_time_to_first_token_seconds", "Arrival to first generated token."
+        )
+        self.inter_token_latency = latency(
+            "seseragi_inter_token_latency_seconds",
+            "Gap between consecutive tokens of one request (prefill excluded).",
+            token_gap_buckets,
+        )
+        self.e2e_latency = latency(
+            "seseragi_e2e_request_latency_seconds", "Arrival to the last token."
+        )
+        self.queue_time = latency(
+            "seseragi_request_queue_time_seconds", "Time waiting before the batch took it."
+        )
+        self.prefill_time = latency(
+            "seseragi_request_prefill_time_seconds", "Admission to the first token."
+        )
+        self.decode_time = latency(
+            "seseragi_request_decode_time_seconds", "First token to the last token."
+        )
+        self.prompt_tokens = Counter(
+            "seseragi_prompt_tokens_total", "Prompt tokens prefilled.", registry=registry
+        )
+        self.generation_tokens = Counter(
+            "seseragi_generation_tokens_total", "Tokens generated.", registry=registry
+        )
+        self.running = Gauge(
+            "seseragi_num_requests_running", "Sequences in the running batch.", registry=registry
+        )
+        self.waiting = Gauge(
+            "seseragi_num_requests_waiting", "Requests waiting for the batch.", registry=registry
+        )
+        self.queue_capacity = Gauge(
+            "seseragi_queue_capacity_requests", "Most requests that may wait.", registry=registry
+        )
+        self.cache_usage = Gauge(
+            "seseragi_kv_cache_usage_ratio",
+            "KV cache slots in use over max_running_requests x context length.",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "seseragi_batch_size_requests",
+            "Rows in one forward pass, by phase.",
+            ["phase"],
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.forward_time = Histogram(
+            "seseragi_batch_forward_time_seconds",
+            "Duration of one forward pass, by phase.",
+            ["phase"],
+            buckets=FORWARD_BUCKETS,
+            registry=registry,
+        )
+        self.finished = Counter(
+            "seseragi_requests_finished_total",
+            "Generations that ended normally, by stop reason.",
+            ["stop_reason"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "seseragi_requests_failed_total",
+            "Generations the engine could not finish, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.cancelled = Counter(
+            "seseragi_requests_cancelled_total",
+            "Generations abandoned by their caller, by the phase they were in.",
+            ["phase"],
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "seseragi_model_info",
+            "The served model; always 1.",
+            ["model_id", "dtype", "quantization", "device"],
+            registry=registry,
+        )
+        self.model_load_time = Gauge(
+            "seseragi_model_load_time_seconds", "Time to load the model.", registry=registry
+        )
+        self.ready = Gauge(
+            "seseragi_ready", "1 while the server reports SERVING.", registry=registry
+        )
+        self._define_grpc(registry)
+
+    def _define_grpc(self, registry: CollectorRegistry) -> None:
+        self.grpc_started = Counter(
+            "grpc_server_started_total", "RPCs started.", GRPC_LABELS, registry=registry
+        )
+        self.grpc_handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed, by status code.",
+            (*GRPC_LABELS, "grpc_code"),
+            registry=registry,
+        )
+        self.grpc_handling_time = Histogram(
+            "grpc_server_handling_seconds",
+            "RPC duration until the status is sent.",
+            GRPC_LABELS,
+            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.grpc_streams_in_flight = Gauge(
+            "grpc_server_streams_in_flight",
+            "Server-streaming and bidirectional RPCs now open.",
+            GRPC_LABELS,
+            registry=registry,
+        )
+        self.grpc_msg_sent = Counter(
+            "grpc_server_msg_sent_total", "Response messages sent.", GRPC_LABELS, registry=registry
+        )
+
+    def track_engine(
+        self,
+        running: Callable[[], float],
+        waiting: Callable[[], float],
+        cache_usage: Callable[[], float],
+    ) -> None:
+        """Read the queue and cache gauges at scrape time: always current, free on the hot path."""
+        self.running.set_function(running)
+        self.waiting.set_function(waiting)
+        self.cache_usage.set_function(cache_usage)
+
+
+def serve_metrics(metrics: Metrics, host: str, port: int) -> WSGIServer | None:
+    """Expose /metrics on its own port; a busy port is logged, not fatal (Prometheus sees `up`)."""
+    try:
+        server, _ = start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        log.error("metrics port unavailable; serving without /metrics", extra={"error": str(exc)})
+        return None
+    log.info("metrics listening", extra={"address": f"{host}:{server.server_port}"})
+    return server
