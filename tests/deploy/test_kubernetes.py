@@ -150,3 +150,19 @@ def test_envoy_gateway_mounts_its_config_and_redis_keeps_an_append_only_file() -
     assert redis["args"][redis["args"].index("--appendonly") + 1] == "yes"
     service = find("cpu", "Service", "seseragi")["spec"]
     assert service["clusterIP"] == "None"  # Envoy balances per call over every pod
+
+
+def sources(overlay: str, policy: str) -> set[str]:
+    rules = find(overlay, "NetworkPolicy", policy)["spec"]["ingress"]
+    return {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rules[0]["from"]
+    }
+
+
+def test_rate_limits_are_reached_from_envoy_and_redis_from_its_clients_only() -> None:
+    assert sources("cpu", "ratelimit-from-envoy") == {"envoy"}
+    assert sources("cpu", "redis-from-seseragi") == {"seseragi", "seseragi-worker", "ratelimit"}
+    ratelimit = container("cpu", "ratelimit")
+    env = {e["name"]: e["value"] for e in ratelimit["env"]}
+    assert env["REDIS_URL"] == "redis:6379"
+    assert ratelimit["volumeMounts"][0]["mountPath"] == "/data/ratelimit/config"
