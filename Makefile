@@ -50,10 +50,11 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 	  && diff -r $$tmp/before $(GEN_DIR) && echo "generated code is current" \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
-lint: $(STAMP) ## ruff and mypy.
+lint: $(STAMP) ## ruff, mypy and hadolint.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint --failure-threshold info Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,4 +1,4 @@
-"""The `seseragi` command: serve, generate, model pull, info."""
+"""The `seseragi` command: serve, generate, model pull, info, health."""
 
 from __future__ import annotations
 
@@ -51,6 +51,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--target", default=None)
     info.set_defaults(handler=_info)
+
+    health = commands.add_parser(
+        "health",
+        help="ask the gRPC health service; exit 0 only when SERVING (container health checks)",
+    )
+    health.add_argument(
+        "--target", default=None, help="server address (default: SESERAGI_HOST:PORT on loopback)"
+    )
+    health.add_argument(
+        "--service",
+        default="",
+        help='service name to check; "" (default) is liveness, '
+        "seseragi.v1.GenerationService is readiness",
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+    health.set_defaults(handler=_health)
 
     model = commands.add_parser("model", help="manage the model")
     model_commands = model.add_subparsers(required=True, metavar="ACTION")
@@ -123,6 +139,30 @@ def _info(args: argparse.Namespace) -> int:
     with Client(_target(args)) as client:
         print(json_format.MessageToJson(client.model_info()))
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 only on SERVING, so `HEALTHCHECK` and exec probes need no curl or grpcurl."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = args.target or _loopback_address(Settings())
+    request = health_pb2.HealthCheckRequest(service=args.service)
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"{target}: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    print(f"{target} {args.service or '(liveness)'}: {status}")
+    return 0 if response.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _loopback_address(settings: Settings) -> str:
+    """A server bound to every interface (as in a container) is asked on loopback."""
+    wildcard = settings.host in {"0.0.0.0", "::", "[::]", ""}
+    return f"127.0.0.1:{settings.port}" if wildcard else settings.address
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""docker-compose.yml against the compose specification, and the stack it promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from seseragi.config import Settings
+from tests.deploy import dockerfile
+from tests.servers import REPO_ROOT
+
+pytestmark = pytest.mark.unit
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields} | {"SESERAGI_REDIS_URL"}
+Object = dict[str, Any]
+
+
+def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@cache
+def services() -> Object:
+    parsed: Object = yaml.safe_load(COMPOSE.read_text())["services"]
+    return parsed
+
+
+def seconds(duration: str) -> float:
+    assert duration.endswith("s"), duration
+    return float(duration[:-1])
+
+
+def test_matches_the_compose_specification() -> None:
+    result = check_compose_spec(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_specification_check_rejects_a_misspelt_key(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("    depends_on:\n", "    depend_on:\n", 1))
+    assert check_compose_spec(broken).returncode != 0
+
+
+def test_only_envoy_and_grafana_are_published() -> None:
+    published = {name: spec["ports"] for name, spec in services().items() if "ports" in spec}
+    assert published == {"envoy": ["8080:8080"], "grafana": ["3000:3000"]}
+
+
+def test_two_replicas_health_checked_like_the_image_and_drained_before_sigkill() -> None:
+    seseragi = services()["seseragi"]
+    assert seseragi["deploy"]["replicas"] == 2 and seseragi["command"] == ["serve"]
+    _, image_check = dockerfile.healthcheck("cpu")
+    assert seseragi["healthcheck"]["test"] == ["CMD", *image_check]
+    drain = float(seseragi["environment"]["SESERAGI_SHUTDOWN_GRACE_SECONDS"])
+    assert seconds(seseragi["stop_grace_period"]) > drain
+    assert seseragi["build"] == {"context": ".", "target": "cpu"}
+    for name in ("seseragi", "worker", "seseragi-gpu"):
+        assert {k for k in services()[name]["environment"] if k.startswith("SESERAGI_")} <= SETTINGS
+
+
+def test_dependencies_wait_for_health() -> None:
+    every = services()
+    assert every["envoy"]["depends_on"]["seseragi"] == {"condition": "service_healthy"}
+    assert every["seseragi"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert every["grafana"]["depends_on"]["prometheus"] == {"condition": "service_healthy"}
+    for name, spec in every.items():
+        for target, rule in spec.get("depends_on", {}).items():
+            if "test" in every[target].get("healthcheck", {}):
+                assert rule["condition"] == "service_healthy", (name, target)
+
+
+def test_worker_envoy_redis_and_rate_limits() -> None:
+    every = services()
+    assert every["worker"]["command"] == ["worker"] and every["worker"]["healthcheck"]["disable"]
+    assert every["envoy"]["image"].startswith("envoyproxy/envoy:v1.40")
+    assert any(v.endswith(":/etc/envoy/envoy.yaml:ro") for v in every["envoy"]["volumes"])
+    redis = every["redis"]["command"]
+    assert redis[redis.index("--appendonly") + 1] == "yes"
+    assert every["ratelimit"]["image"].startswith("envoyproxy/ratelimit")
+    assert every["ratelimit"]["environment"]["REDIS_URL"] == "redis:6379"
+
+
+def test_gpu_profile_reserves_an_nvidia_device_and_joins_the_pool() -> None:
+    gpu = services()["seseragi-gpu"]
+    assert gpu["profiles"] == ["gpu"] and gpu["build"]["target"] == "cuda"
+    device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    assert gpu["environment"]["SESERAGI_QUANTIZATION"] == "nf4"
+    assert "seseragi" in gpu["networks"]["default"]["aliases"]
+    assert "profiles" not in services()["seseragi"]
+
+
+def test_observability_stack_is_wired_together() -> None:
+    every = services()
+    mounts = dict(reversed(v.split(":")[:2]) for v in every["grafana"]["volumes"] if "./" in v)
+    provisioning = REPO_ROOT / mounts["/etc/grafana/provisioning"]
+    sources = yaml.safe_load((provisioning / "datasources" / "datasources.yaml").read_text())
+    urls = {s["type"]: s["url"] for s in sources["datasources"]}
+    assert urls == {"prometheus": "http://prometheus:9090", "jaeger": "http://jaeger:16686"}
+    boards = yaml.safe_load((provisioning / "dashboards" / "dashboards.yaml").read_text())
+    assert boards["providers"][0]["options"]["path"] in mounts  # the dashboards are mounted there
+    collector = yaml.safe_load((REPO_ROOT / "deploy/compose/otel-collector.yaml").read_text())
+    assert collector["exporters"]["otlp/jaeger"]["endpoint"] == "jaeger:4317"
+    environment = every["seseragi"]["environment"]
+    assert environment["SESERAGI_OTLP_ENDPOINT"] == "http://otel-collector:4317"
+    assert environment["SESERAGI_METRICS_HOST"] == "0.0.0.0"
+    volumes = every["prometheus"]["volumes"]
+    assert "./deploy/compose/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
+    assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in volumes
+    scrape = yaml.safe_load((REPO_ROOT / "deploy/compose/prometheus.yml").read_text())
+    assert scrape["rule_files"] == ["alerts.yml"]
