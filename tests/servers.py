@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -15,6 +17,8 @@ from seseragi.server.app import RunningServer, become_ready, drain_and_stop, sta
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Every Redis key this test run writes starts with this, so runs never see each other's keys.
+REDIS_TEST_PREFIX = f"seseragi-test-{os.getpid()}-{secrets.token_hex(4)}:"
 
 
 class ServerThread:
@@ -53,6 +57,13 @@ class ServerThread:
 
 
 def make_settings(**overrides: object) -> Settings:
-    base: dict[str, object] = {"host": "127.0.0.1", "port": 0, "heartbeat_interval_seconds": 0.5}
+    # The result cache is off unless a test asks for it: repeated greedy calls must run the model.
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "heartbeat_interval_seconds": 0.5,
+        "redis_key_prefix": REDIS_TEST_PREFIX,
+        "result_cache": False,
+    }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

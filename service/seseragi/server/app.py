@@ -18,12 +18,18 @@ from seseragi.engine.engine import Engine, EngineConfig
 from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
+from seseragi.server import redis_link
+from seseragi.server.jobs.servicer import JobServicer
+from seseragi.server.jobs.store import JobStore
+from seseragi.server.jobs.worker import JobWorker
+from seseragi.server.result_cache import ResultCache
 from seseragi.server.servicer import Backend, GenerationServicer
-from seseragi.v1 import generation_pb2, generation_pb2_grpc
+from seseragi.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+JOB_SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 LIVENESS = ""  # the empty name: the process is up and the port is bound
 
 
@@ -35,7 +41,10 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     servicer: GenerationServicer
+    jobs: JobServicer
+    job_store: JobStore
     backend: Backend | None = None
+    worker: JobWorker | None = None
 
 
 def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
@@ -62,11 +71,18 @@ async def start(settings: Settings) -> RunningServer:
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    servicer = GenerationServicer(settings)
+    redis = redis_link.connect(settings)
+    results = ResultCache(redis, settings) if settings.result_cache else None
+    servicer = GenerationServicer(settings, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
+    job_store = JobStore(redis, blocking, settings)
+    jobs = JobServicer(settings, job_store)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
+            JOB_SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),
@@ -77,7 +93,7 @@ async def start(settings: Settings) -> RunningServer:
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
-    return RunningServer(server, port, health_servicer, servicer)
+    return RunningServer(server, port, health_servicer, servicer, jobs, job_store)
 
 
 async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
@@ -87,6 +103,10 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     await warm_up(engine, loaded)
     running.backend = Backend(engine, loaded.tokenizer, loaded.info)
     running.servicer.attach(running.backend)
+    running.jobs.attach(running.backend)
+    if settings.job_concurrency > 0:
+        running.worker = JobWorker(running.job_store, running.backend, settings)
+        running.worker.start()
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     log.info("ready", extra={"service": SERVICE_NAME})
 
@@ -112,14 +132,19 @@ async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
     """
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.servicer.drain()
+    if running.worker is not None:
+        await running.worker.pause()
     deadline = time.monotonic() + grace_seconds
     backend = running.backend
     log.info("draining", extra={"grace_seconds": grace_seconds})
     while backend is not None and backend.engine.stats().in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     await running.server.stop(max(deadline - time.monotonic(), 0.0))
+    if running.worker is not None:
+        await running.worker.stop()
     if backend is not None:
         await backend.engine.stop()
+    await running.job_store.close()
     log.info("stopped")
 
 
