@@ -231,7 +231,8 @@ class JobStore:
     async def log(self, job_id: str, after: bytes, block_ms: int | None) -> list[LogEntry]:
         """Log entries after the entry id `after` (b"0-0": all), waiting up to block_ms for one."""
         client = self._redis if block_ms is None else self._blocking
-        reply = await client.xread({self._events(job_id): after}, count=256, block=block_ms)
+        count = None if block_ms is None else 256
+        reply = await client.xread({self._events(job_id): after}, count=count, block=block_ms)
         return [
             LogEntry(entry_id, int(fields[b"n"]), fields[b"k"].decode(), fields[b"e"])
             for entry_id, fields in _entries(reply)

@@ -144,7 +144,6 @@ class JobWorker:
         self, job_id: str, handle: RequestHandle, parsed: Request, claimed: Claimed
     ) -> None:
         """Log each delta, then the end; stop early once the job was cancelled."""
-        collected = messages.Collected()
         renewed = time.monotonic()
         while True:
             event = await handle.next_event(timeout=self._renew_every_s)
@@ -155,17 +154,24 @@ class JobWorker:
                     return
             if isinstance(event, TextDelta):
                 piece = messages.delta(event, self._backend.tokenizer)
-                collected.add(piece)
                 logged = pb.GenerateStreamResponse(delta=piece).SerializeToString()
                 if not await self._store.append(job_id, event.generated_token_count, logged):
                     return
             elif isinstance(event, Finished):
                 last = messages.final(event, parsed.request_id, parsed.sampling.seed)
-                final = pb.GenerateStreamResponse(final=last).SerializeToString()
-                result = collected.response(last).SerializeToString()
-                await self._store.succeed(job_id, final, result)
+                await self._succeed(job_id, last)
                 return
             elif isinstance(event, Failed):
                 status = to_status(event.error, parsed.request_id)
                 await self._store.fail(job_id, code_pb2.Code.Name(status.code), status.message)
                 return
+
+    async def _succeed(self, job_id: str, last: pb.Final) -> None:
+        """End the job with the result its log holds: what watchers saw is what GetJob returns,
+        even when earlier attempts wrote part of the log."""
+        collected = messages.Collected()
+        for entry in await self._store.log(job_id, b"0-0", None):
+            if entry.kind == "delta":
+                collected.add(pb.GenerateStreamResponse.FromString(entry.event).delta)
+        final = pb.GenerateStreamResponse(final=last).SerializeToString()
+        await self._store.succeed(job_id, final, collected.response(last).SerializeToString())
