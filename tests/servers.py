@@ -19,6 +19,9 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Every Redis key this test run writes starts with this, so runs never see each other's keys.
 REDIS_TEST_PREFIX = f"seseragi-test-{os.getpid()}-{secrets.token_hex(4)}:"
+# Server processes the tests start inherit the environment: the same prefix, and no result cache.
+os.environ["SESERAGI_REDIS_KEY_PREFIX"] = REDIS_TEST_PREFIX
+os.environ["SESERAGI_RESULT_CACHE"] = "false"
 
 
 class ServerThread:

@@ -240,6 +240,15 @@ class JobStore:
 
     async def claim(self, consumer: str, visibility_ms: int, block_ms: int) -> Claimed | None:
         """A job whose worker went silent for visibility_ms, else the next new one, else None."""
+        try:
+            return await self._claim(consumer, visibility_ms, block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()  # Redis lost the queue (a restart without persistence)
+            return None
+
+    async def _claim(self, consumer: str, visibility_ms: int, block_ms: int) -> Claimed | None:
         reclaimed: Any = await self._redis.xautoclaim(
             self._queue, GROUP, consumer, min_idle_time=visibility_ms, start_id="0-0", count=1
         )
