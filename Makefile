@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model proto proto-check lint format bench clean observability-tools
+.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools
 
-run: $(STAMP) model ## Set up everything, then serve on 127.0.0.1:50051.
+run: $(STAMP) model redis ## Set up everything, then serve on 127.0.0.1:50051.
 	$(BIN)/seseragi serve
 
-test: $(STAMP) model observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
+test: $(STAMP) model redis observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
 	$(BIN)/pytest
 
 venv: $(STAMP)
@@ -30,6 +30,20 @@ observability-tools: ## promtool, which checks deploy/prometheus (Debian's prome
 
 model: $(STAMP) ## Install and convert the default model once (cached afterwards).
 	$(BIN)/seseragi model pull
+
+# Redis for the result cache and the job queue. With SESERAGI_REDIS_URL set, that Redis is yours
+# to run; otherwise one must answer at 127.0.0.1:6379, and Debian's redis-server is installed and
+# started (no persistence: a throwaway for development and tests) when none does.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis:
+ifndef SESERAGI_REDIS_URL
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@redis-cli -p 6379 ping >/dev/null 2>&1 \
+	  || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+	@for i in $$(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && exit 0; sleep 0.1; done; \
+	  echo "no Redis answers at 127.0.0.1:6379" >&2; exit 1
+endif
 
 proto: $(STAMP) ## Regenerate the Python code from protos/ (committed; `proto-check` proves it current).
 	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
@@ -62,6 +76,9 @@ format: $(STAMP)
 
 bench: $(STAMP) model ## Benchmark (a) naive generate, (b) static batch, (c) Seseragi at 1/4/16/32 streams.
 	$(BIN)/python -m bench.run
+
+bench-redis: $(STAMP) model redis ## Result-cache hit vs miss latency; job throughput with 1 and 2 workers.
+	$(BIN)/python -m bench.redis_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -9,7 +9,15 @@ import pytest
 
 from seseragi.model.loader import LoadedModel, load
 from seseragi.v1 import generation_pb2_grpc
-from tests.servers import ServerThread, make_settings
+from tests.redis_servers import delete_keys
+from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_test_keys() -> Iterator[str]:
+    """The Redis key prefix of this run; its keys are deleted at the end (never FLUSHALL)."""
+    yield REDIS_TEST_PREFIX
+    delete_keys(make_settings().redis_url, REDIS_TEST_PREFIX)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -15,6 +17,11 @@ from seseragi.server.app import RunningServer, become_ready, drain_and_stop, sta
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Every Redis key this test run writes starts with this, so runs never see each other's keys.
+REDIS_TEST_PREFIX = f"seseragi-test-{os.getpid()}-{secrets.token_hex(4)}:"
+# Server processes the tests start inherit the environment: the same prefix, and no result cache.
+os.environ["SESERAGI_REDIS_KEY_PREFIX"] = REDIS_TEST_PREFIX
+os.environ["SESERAGI_RESULT_CACHE"] = "false"
 
 
 class ServerThread:
@@ -58,6 +65,9 @@ def make_settings(**overrides: object) -> Settings:
         "port": 0,
         "heartbeat_interval_seconds": 0.5,
         "metrics_port": 0,
+        "redis_key_prefix": REDIS_TEST_PREFIX,
+        # No result cache unless a test asks for it: repeated greedy calls must run the model.
+        "result_cache": False,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

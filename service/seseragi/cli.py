@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    worker = commands.add_parser(
+        "worker", help="run queued jobs without serving calls (settings from SESERAGI_*)"
+    )
+    worker.set_defaults(handler=_worker)
+
     generate = commands.add_parser("generate", help="generate text through a running server")
     generate.add_argument("prompt")
     generate.add_argument("--stream", action="store_true", help="print tokens as they arrive")
@@ -82,6 +87,16 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     logs.configure(settings.log_level)
     asyncio.run(serve(settings))
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from seseragi import logs
+    from seseragi.server.worker_process import work
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    asyncio.run(work(settings))
     return 0
 
 

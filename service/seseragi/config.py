@@ -80,6 +80,28 @@ class Settings(BaseSettings):
         "", description="OTLP/gRPC collector for traces, e.g. http://127.0.0.1:4317; empty: none."
     )
 
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the result cache and the job queue."
+    )
+    redis_key_prefix: str = Field("seseragi:", description="Prefix of every Redis key.")
+    redis_timeout_seconds: float = Field(
+        0.5, gt=0, description="Longest wait for one Redis command before it counts as down."
+    )
+    result_cache: bool = Field(True, description="Cache deterministic results in Redis.")
+    result_cache_ttl_seconds: int = Field(3600, ge=1, description="How long a cached result lives.")
+    job_concurrency: int = Field(
+        4, ge=0, description="Jobs this process runs at once; 0: it runs none."
+    )
+    job_visibility_timeout_seconds: float = Field(
+        30.0, gt=0, description="Silence after which another worker reclaims a running job."
+    )
+    job_ttl_seconds: int = Field(
+        86400, ge=1, description="How long an ended job, its result and token log are kept."
+    )
+    max_queued_jobs: int = Field(
+        1000, ge=1, description="Jobs queued or running at once; beyond it SubmitJob is refused."
+    )
+
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"

@@ -18,13 +18,19 @@ from seseragi.engine.engine import Engine, EngineConfig
 from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
+from seseragi.server import redis_link
+from seseragi.server.jobs.servicer import JobServicer
+from seseragi.server.jobs.store import JobStore
+from seseragi.server.jobs.worker import JobWorker
+from seseragi.server.result_cache import ResultCache
 from seseragi.server.servicer import Backend, GenerationServicer
 from seseragi.telemetry.hub import Telemetry
-from seseragi.v1 import generation_pb2, generation_pb2_grpc
+from seseragi.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+JOB_SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
 LIVENESS = ""  # the empty name: the process is up and the port is bound
 
 
@@ -37,7 +43,10 @@ class RunningServer:
     health: health.aio.HealthServicer
     servicer: GenerationServicer
     telemetry: Telemetry
+    jobs: JobServicer
+    job_store: JobStore
     backend: Backend | None = None
+    worker: JobWorker | None = None
 
 
 def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
@@ -66,11 +75,18 @@ async def start(settings: Settings) -> RunningServer:
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    servicer = GenerationServicer(settings, telemetry)
+    redis = redis_link.connect(settings)
+    results = ResultCache(redis, settings) if settings.result_cache else None
+    servicer = GenerationServicer(settings, telemetry, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
+    job_store = JobStore(redis, blocking, settings)
+    jobs = JobServicer(settings, job_store)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
+            JOB_SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),
@@ -81,7 +97,7 @@ async def start(settings: Settings) -> RunningServer:
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
-    return RunningServer(server, port, health_servicer, servicer, telemetry)
+    return RunningServer(server, port, health_servicer, servicer, telemetry, jobs, job_store)
 
 
 async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
@@ -95,6 +111,10 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     telemetry.model_ready(loaded.info, engine, capacity)
     running.backend = Backend(engine, loaded.tokenizer, loaded.info)
     running.servicer.attach(running.backend)
+    running.jobs.attach(running.backend)
+    if settings.job_concurrency > 0:
+        running.worker = JobWorker(running.job_store, running.backend, settings)
+        running.worker.start()
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     telemetry.set_ready(True)
     log.info("ready", extra={"service": SERVICE_NAME})
@@ -122,15 +142,20 @@ async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.telemetry.set_ready(False)
     running.servicer.drain()
+    if running.worker is not None:
+        await running.worker.pause()
     deadline = time.monotonic() + grace_seconds
     backend = running.backend
     log.info("draining", extra={"grace_seconds": grace_seconds})
     while backend is not None and backend.engine.stats().in_flight and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     await running.server.stop(max(deadline - time.monotonic(), 0.0))
+    if running.worker is not None:
+        await running.worker.stop()
     if backend is not None:
         await backend.engine.stop()
     running.telemetry.stop()
+    await running.job_store.close()
     log.info("stopped")
 
 

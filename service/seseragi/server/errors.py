@@ -12,8 +12,11 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
+from seseragi.server.jobs.store import JobEnded, JobNotFound, JobQueueFull
 from seseragi.telemetry.trace_context import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         return _status(code_pb2.DEADLINE_EXCEEDED, str(exc), _error_info("QUEUE_DEADLINE_EXCEEDED"))
     if isinstance(exc, EngineStopped | NotReady):
         return _status(code_pb2.UNAVAILABLE, str(exc) or "not ready", _error_info("NOT_SERVING"))
+    job_status = _job_status(exc)
+    if job_status is not None:
+        return job_status
     reason = "MODEL_FAILURE" if isinstance(exc, ModelFailure) else "INTERNAL"
     log.error("request failed", exc_info=exc, extra={"request_id": request_id, "reason": reason})
     return _status(
@@ -80,6 +86,22 @@ async def abort(context: grpc.aio.ServicerContext, exc: BaseException, request_i
         trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
     )
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+def _job_status(exc: BaseException) -> status_pb2.Status | None:
+    if isinstance(exc, JobNotFound):
+        return _status(code_pb2.NOT_FOUND, str(exc), _error_info("JOB_NOT_FOUND"))
+    if isinstance(exc, JobQueueFull):
+        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("JOB_QUEUE_FULL"))
+    if isinstance(exc, JobEnded):
+        return _status(code_pb2.Code.Value(exc.code), str(exc), _error_info(exc.reason))
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        log.warning("job store unreachable", extra={"error": repr(exc)})
+        return _status(
+            code_pb2.UNAVAILABLE, "the job store is unreachable", _error_info("STORE_DOWN")
+        )
+    return None
 
 
 def _error_info(reason: str, **metadata: str) -> error_details_pb2.ErrorInfo:

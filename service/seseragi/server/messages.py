@@ -79,6 +79,7 @@ def generate_response(
         timings=last.timings,
         seed=last.seed,
         logprobs=token_logprobs,
+        cached=last.cached,
     )
 
 
@@ -88,6 +89,16 @@ def usage_metadata(event: Finished) -> tuple[tuple[str, str], ...]:
         ("x-usage-input-tokens", str(event.input_tokens)),
         ("x-usage-output-tokens", str(event.output_tokens)),
         ("x-stop-reason", event.stop_reason.value),
+    )
+
+
+def response_metadata(response: pb.GenerateResponse) -> tuple[tuple[str, str], ...]:
+    """The same trailing metadata as `usage_metadata`, for a result that did not run now."""
+    reason = next(ours for ours, theirs in STOP_REASONS.items() if theirs == response.stop_reason)
+    return (
+        ("x-usage-input-tokens", str(response.usage.input_tokens)),
+        ("x-usage-output-tokens", str(response.usage.output_tokens)),
+        ("x-stop-reason", reason.value),
     )
 
 
@@ -117,3 +128,68 @@ def model_info(info: ModelInfo, settings: Settings, *, chat: bool) -> pb.GetMode
             chat=chat, logprobs=True, seeded_sampling=True, stop_sequences=True
         ),
     )
+
+
+class Collected:
+    """The deltas of one generation, gathered into the whole `GenerateResponse`."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.token_ids: list[int] = []
+        self.logprobs: list[pb.TokenLogprob] = []
+
+    def add(self, piece: pb.Delta) -> None:
+        self.text.append(piece.text)
+        self.token_ids.extend(piece.token_ids)
+        self.logprobs.extend(piece.logprobs)
+
+    def response(self, last: pb.Final) -> pb.GenerateResponse:
+        return generate_response(last, "".join(self.text), self.token_ids, self.logprobs)
+
+
+def from_cache(
+    kept: pb.GenerateResponse, request_id: str, seed: int, elapsed_s: float
+) -> pb.GenerateResponse:
+    """A cached result as this call's answer: its own id and seed, no queue, marked cached."""
+    response = pb.GenerateResponse()
+    response.CopyFrom(kept)
+    response.request_id = request_id
+    response.seed = seed
+    response.cached = True
+    response.timings.CopyFrom(
+        pb.Timings(
+            queue=_duration(0),
+            time_to_first_token=_duration(elapsed_s),
+            decode=_duration(0),
+            total=_duration(elapsed_s),
+        )
+    )
+    return response
+
+
+def replay(response: pb.GenerateResponse) -> list[pb.GenerateStreamResponse]:
+    """A whole result as the events of a stream: started, one delta, final."""
+    started = pb.Started(
+        request_id=response.request_id,
+        input_token_count=response.usage.input_tokens,
+        seed=response.seed,
+    )
+    piece = pb.Delta(
+        text=response.text,
+        token_ids=response.token_ids,
+        generated_token_count=response.usage.output_tokens,
+        logprobs=response.logprobs,
+    )
+    last = pb.Final(
+        request_id=response.request_id,
+        stop_reason=response.stop_reason,
+        stop_sequence=response.stop_sequence,
+        usage=response.usage,
+        timings=response.timings,
+        seed=response.seed,
+        cached=response.cached,
+    )
+    events = [pb.GenerateStreamResponse(started=started)]
+    if response.token_ids:
+        events.append(pb.GenerateStreamResponse(delta=piece))
+    return [*events, pb.GenerateStreamResponse(final=last)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ import grpc
 
 from seseragi.config import Settings
 from seseragi.engine.async_engine import AsyncEngine, RequestHandle
-from seseragi.engine.types import Failed, Finished, TextDelta
+from seseragi.engine.types import Failed, Finished, Request, TextDelta
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
 from seseragi.server import messages
@@ -23,6 +24,7 @@ from seseragi.server.request_parsing import (
     parse_generate,
     render_input,
 )
+from seseragi.server.result_cache import CACHE_HEADER, ResultCache, cache_key
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
 from seseragi.v1 import generation_pb2 as pb
@@ -41,9 +43,15 @@ class Backend:
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        telemetry: Telemetry | None = None,
+        results: ResultCache | None = None,
+    ) -> None:
         self._settings = settings
         self._telemetry = telemetry
+        self._results = results
         self._backend: Backend | None = None
         self._draining = False
 
@@ -58,25 +66,29 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
-        backend, handle, seed = await self._submit(request, context)
-        text: list[str] = []
-        token_ids: list[int] = []
-        token_logprobs: list[pb.TokenLogprob] = []
+        backend, parsed = await self._parse(request, context)
+        key = self._cache_key(request, parsed, backend)
+        hit = await self._lookup(key, request, parsed, context)
+        if hit is not None:
+            context.set_trailing_metadata(messages.response_metadata(hit))
+            return hit
+        handle = await self._admit(backend, parsed, context)
+        seed = parsed.sampling.seed
+        collected = messages.Collected()
         try:
             async with error_boundary(context, handle.request_id):
                 while True:
                     event = await handle.next_event()
                     if isinstance(event, TextDelta):
-                        text.append(event.text)
-                        token_ids.extend(event.token_ids)
-                        token_logprobs.extend(messages.logprobs(event.logprobs, backend.tokenizer))
+                        collected.add(messages.delta(event, backend.tokenizer))
                     elif isinstance(event, Finished):
                         self._observe_finished(backend, handle, event)
                         context.set_trailing_metadata(messages.usage_metadata(event))
-                        last = messages.final(event, handle.request_id, seed)
-                        return messages.generate_response(
-                            last, "".join(text), token_ids, token_logprobs
+                        response = collected.response(
+                            messages.final(event, handle.request_id, seed)
                         )
+                        await self._remember(key, response)
+                        return response
                     elif isinstance(event, Failed):
                         await abort(context, event.error, handle.request_id)
         finally:
@@ -85,7 +97,17 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        backend, handle, seed = await self._submit(request, context)
+        backend, parsed = await self._parse(request, context)
+        key = self._cache_key(request, parsed, backend)
+        hit = await self._lookup(key, request, parsed, context)
+        if hit is not None:
+            context.set_trailing_metadata(messages.response_metadata(hit))
+            for cached_event in messages.replay(hit):
+                yield cached_event
+            return
+        handle = await self._admit(backend, parsed, context)
+        seed = parsed.sampling.seed
+        collected = messages.Collected()
         try:
             async with error_boundary(context, handle.request_id):
                 yield pb.GenerateStreamResponse(
@@ -104,15 +126,15 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                         phase = pb.PHASE_QUEUED if handle.is_queued else pb.PHASE_RUNNING
                         yield pb.GenerateStreamResponse(heartbeat=pb.Heartbeat(phase=phase))
                     elif isinstance(event, TextDelta):
-                        yield pb.GenerateStreamResponse(
-                            delta=messages.delta(event, backend.tokenizer)
-                        )
+                        piece = messages.delta(event, backend.tokenizer)
+                        collected.add(piece)
+                        yield pb.GenerateStreamResponse(delta=piece)
                     elif isinstance(event, Finished):
                         self._observe_finished(backend, handle, event)
                         context.set_trailing_metadata(messages.usage_metadata(event))
-                        yield pb.GenerateStreamResponse(
-                            final=messages.final(event, handle.request_id, seed)
-                        )
+                        last = messages.final(event, handle.request_id, seed)
+                        await self._remember(key, collected.response(last))
+                        yield pb.GenerateStreamResponse(final=last)
                         return
                     else:
                         await abort(context, event.error, handle.request_id)
@@ -155,10 +177,10 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await abort(context, NotReady("the model is still loading"), request_id)
         return self._backend
 
-    async def _submit(
+    async def _parse(
         self, request: GenerateMessage, context: grpc.aio.ServicerContext
-    ) -> tuple[Backend, RequestHandle, int]:
-        """Validate and admit the request, or end the call with the matching status."""
+    ) -> tuple[Backend, Request]:
+        """Validate, render and tokenize the request, or end the call with INVALID_ARGUMENT."""
         backend = await self._ready(context, request.request_id)
         annotate(request_id=request.request_id)
         try:
@@ -170,8 +192,47 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 backend.info.context_length,
                 context.time_remaining(),
             )
-            handle = backend.engine.submit(parsed)
-            annotate(request_id=handle.request_id)
         except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
             await abort(context, exc, request.request_id)
-        return backend, handle, parsed.sampling.seed
+        return backend, parsed
+
+    async def _admit(
+        self, backend: Backend, parsed: Request, context: grpc.aio.ServicerContext
+    ) -> RequestHandle:
+        """Admit the request to the engine, or end the call with the matching status."""
+        try:
+            handle = backend.engine.submit(parsed)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
+            await abort(context, exc, parsed.request_id)
+        annotate(request_id=handle.request_id)
+        return handle
+
+    def _cache_key(self, request: GenerateMessage, parsed: Request, backend: Backend) -> str | None:
+        if self._results is None or request.cache == pb.CACHE_POLICY_BYPASS:
+            return None
+        return cache_key(parsed, backend.info, seeded=request.sampling.HasField("seed"))
+
+    async def _lookup(
+        self,
+        key: str | None,
+        request: GenerateMessage,
+        parsed: Request,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.GenerateResponse | None:
+        """The cached answer when there is one; says hit, miss or bypass in a response header."""
+        if key is None or self._results is None:
+            await context.send_initial_metadata(((CACHE_HEADER, "bypass"),))
+            return None
+        began = time.monotonic()
+        kept = None
+        if request.cache != pb.CACHE_POLICY_REFRESH:
+            kept = await self._results.fetch(key)
+        await context.send_initial_metadata(((CACHE_HEADER, "miss" if kept is None else "hit"),))
+        if kept is None:
+            return None
+        elapsed = time.monotonic() - began
+        return messages.from_cache(kept, parsed.request_id, parsed.sampling.seed, elapsed)
+
+    async def _remember(self, key: str | None, response: pb.GenerateResponse) -> None:
+        if key is not None and self._results is not None:
+            await self._results.store(key, response)

@@ -20,6 +20,32 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CachePolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CachePolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CachePolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CACHE_POLICY_UNSPECIFIED: _CachePolicy.ValueType  # 0
+    """Use the cache: answer from it when it holds the result, store it otherwise."""
+    CACHE_POLICY_BYPASS: _CachePolicy.ValueType  # 1
+    """Neither read nor write the cache."""
+    CACHE_POLICY_REFRESH: _CachePolicy.ValueType  # 2
+    """Do not read the cache, but store the fresh result in it."""
+
+class CachePolicy(_CachePolicy, metaclass=_CachePolicyEnumTypeWrapper):
+    """CachePolicy says how a call uses the result cache. Only deterministic calls
+    (temperature 0, or an explicit seed) are ever cached; others always run.
+    """
+
+CACHE_POLICY_UNSPECIFIED: CachePolicy.ValueType  # 0
+"""Use the cache: answer from it when it holds the result, store it otherwise."""
+CACHE_POLICY_BYPASS: CachePolicy.ValueType  # 1
+"""Neither read nor write the cache."""
+CACHE_POLICY_REFRESH: CachePolicy.ValueType  # 2
+"""Do not read the cache, but store the fresh result in it."""
+Global___CachePolicy: _TypeAlias = CachePolicy  # noqa: Y015
+
 class _StopReason:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -284,12 +310,15 @@ class GenerateRequest(_message.Message):
     STOPPING_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
     """Client-chosen id for logs and tracing, at most 128 characters. Default: a
     random id chosen by the server.
     """
+    cache: Global___CachePolicy.ValueType
+    """Whether the result cache may answer this call. Default: use it."""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered with the model's chat template and followed by the
@@ -317,10 +346,11 @@ class GenerateRequest(_message.Message):
         stopping: Global___StoppingCriteria | None = ...,
         options: Global___OutputOptions | None = ...,
         request_id: _builtins.str = ...,
+        cache: Global___CachePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
@@ -343,12 +373,15 @@ class GenerateStreamRequest(_message.Message):
     STOPPING_FIELD_NUMBER: _builtins.int
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
     """Client-chosen id for logs and tracing, at most 128 characters. Default: a
     random id chosen by the server.
     """
+    cache: Global___CachePolicy.ValueType
+    """Whether the result cache may answer this call. Default: use it."""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered with the model's chat template and followed by the
@@ -376,10 +409,11 @@ class GenerateStreamRequest(_message.Message):
         stopping: Global___StoppingCriteria | None = ...,
         options: Global___OutputOptions | None = ...,
         request_id: _builtins.str = ...,
+        cache: Global___CachePolicy.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
@@ -643,6 +677,7 @@ class Final(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request id."""
     stop_reason: Global___StopReason.ValueType
@@ -651,6 +686,10 @@ class Final(_message.Message):
     """The stop sequence that matched, when stop_reason is STOP_REASON_STOP_SEQUENCE."""
     seed: _builtins.int
     """The sampling seed that was used."""
+    cached: _builtins.bool
+    """Whether the result was served from the result cache (also sent as the
+    `x-seseragi-cache` response header: "hit", "miss" or "bypass").
+    """
     @_builtins.property
     def usage(self) -> Global___Usage:
         """Token counts."""
@@ -668,10 +707,11 @@ class Final(_message.Message):
         usage: Global___Usage | None = ...,
         timings: Global___Timings | None = ...,
         seed: _builtins.int = ...,
+        cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -738,6 +778,7 @@ class GenerateResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request id."""
     text: _builtins.str
@@ -748,6 +789,10 @@ class GenerateResponse(_message.Message):
     """The stop sequence that matched, when stop_reason is STOP_REASON_STOP_SEQUENCE."""
     seed: _builtins.int
     """The sampling seed that was used."""
+    cached: _builtins.bool
+    """Whether the result was served from the result cache (also sent as the
+    `x-seseragi-cache` response header: "hit", "miss" or "bypass").
+    """
     @_builtins.property
     def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Every generated token id."""
@@ -776,10 +821,11 @@ class GenerateResponse(_message.Message):
         timings: Global___Timings | None = ...,
         seed: _builtins.int = ...,
         logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
+        cached: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["logprobs", b"logprobs", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "text", b"text", "timings", b"timings", "token_ids", b"token_ids", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "logprobs", b"logprobs", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "text", b"text", "timings", b"timings", "token_ids", b"token_ids", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -75,6 +75,8 @@ class GenerationServiceServicer:
 
     def Generate(self, request, context):
         """Generate runs one generation to the end and returns the whole result.
+        A deterministic call may be answered from the result cache (see
+        `CachePolicy`); `cached` says so.
         Usage and stop reason are also sent as trailing metadata
         (`x-usage-input-tokens`, `x-usage-output-tokens`, `x-stop-reason`).
         """

@@ -42,6 +42,8 @@ class GenerationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
     """Generate runs one generation to the end and returns the whole result.
+    A deterministic call may be answered from the result cache (see
+    `CachePolicy`); `cached` says so.
     Usage and stop reason are also sent as trailing metadata
     (`x-usage-input-tokens`, `x-usage-output-tokens`, `x-stop-reason`).
     """
@@ -72,6 +74,8 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
     """Generate runs one generation to the end and returns the whole result.
+    A deterministic call may be answered from the result cache (see
+    `CachePolicy`); `cached` says so.
     Usage and stop reason are also sent as trailing metadata
     (`x-usage-input-tokens`, `x-usage-output-tokens`, `x-stop-reason`).
     """
@@ -105,6 +109,8 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.GenerateResponse, _abc.Awaitable[_generation_pb2.GenerateResponse]]:
         """Generate runs one generation to the end and returns the whole result.
+        A deterministic call may be answered from the result cache (see
+        `CachePolicy`); `cached` says so.
         Usage and stop reason are also sent as trailing metadata
         (`x-usage-input-tokens`, `x-usage-output-tokens`, `x-stop-reason`).
         """

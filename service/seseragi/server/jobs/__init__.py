@@ -1,0 +1,1 @@
+"""Durable generation jobs: a Redis-backed queue, its workers and the JobService."""

@@ -1,0 +1,101 @@
+"""The exact-match result cache: deterministic results in Redis, keyed by all they depend on.
+
+Redis trouble never reaches a caller: a failed or slow command is a miss, logged once per outage
+and counted, and the cache tries Redis again a second later, so it resumes by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable
+from typing import TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from seseragi.config import Settings
+from seseragi.engine.types import Request
+from seseragi.model.loader import ModelInfo
+from seseragi.v1 import generation_pb2 as pb
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_AFTER_OUTAGE_S = 1.0
+CACHE_HEADER = "x-seseragi-cache"
+
+
+def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
+    """A digest of everything the output depends on, or None when the output is not repeatable.
+
+    Greedy output does not depend on the seed, so the seed joins the key only when sampling; a
+    soft time limit makes the output depend on the clock, so such requests are never cached.
+    """
+    sampling, stopping = request.sampling, request.stopping
+    if not (sampling.greedy or seeded) or stopping.time_limit_s is not None:
+        return None
+    identity = {
+        "model": [info.model_id, info.revision, info.dtype, info.quantization],
+        "input": list(request.prompt_token_ids),
+        "sampling": [
+            sampling.temperature,
+            sampling.top_p,
+            sampling.top_k,
+            sampling.repetition_penalty,
+            None if sampling.greedy else sampling.seed,
+        ],
+        "stopping": [
+            stopping.max_new_tokens,
+            stopping.min_new_tokens,
+            list(stopping.stop_sequences),
+            stopping.include_stop_sequence,
+        ],
+        "logprobs": [request.logprobs, request.top_logprobs],
+    }
+    encoded = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+class ResultCache:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._redis = redis
+        self._prefix = f"{settings.redis_key_prefix}cache:"
+        self._ttl_s = settings.result_cache_ttl_seconds
+        self._timeout_s = settings.redis_timeout_seconds
+        self._retry_at = 0.0
+        self._down = False
+        self.outages = 0  # failed or slow Redis commands, for metrics and tests
+
+    async def fetch(self, key: str) -> pb.GenerateResponse | None:
+        data = await self._guarded(self._redis.get(self._prefix + key))
+        return None if data is None else pb.GenerateResponse.FromString(cast(bytes, data))
+
+    async def store(self, key: str, response: pb.GenerateResponse) -> None:
+        kept = pb.GenerateResponse()
+        kept.CopyFrom(response)
+        kept.ClearField("request_id")
+        kept.ClearField("timings")
+        data = kept.SerializeToString()
+        await self._guarded(self._redis.set(self._prefix + key, data, ex=self._ttl_s))
+
+    async def _guarded(self, command: Awaitable[T]) -> T | None:
+        if time.monotonic() < self._retry_at:
+            if asyncio.iscoroutine(command):
+                command.close()
+            return None
+        try:
+            result = await asyncio.wait_for(command, self._timeout_s)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.outages += 1
+            self._retry_at = time.monotonic() + RETRY_AFTER_OUTAGE_S
+            if not self._down:
+                self._down = True
+                log.warning("result cache off: redis unreachable", extra={"error": repr(exc)})
+            return None
+        if self._down:
+            self._down = False
+            log.info("result cache on: redis reachable again")
+        return result
