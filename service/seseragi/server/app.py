@@ -18,6 +18,7 @@ from seseragi.engine.engine import Engine, EngineConfig
 from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
+from seseragi.server.identity import EdgeGuard
 from seseragi.server.servicer import Backend, GenerationServicer
 from seseragi.v1 import generation_pb2, generation_pb2_grpc
 
@@ -54,11 +55,12 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
 async def start(settings: Settings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
     server = grpc.aio.server(
+        interceptors=[EdgeGuard(settings.edge_secret)] if settings.edge_secret else [],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

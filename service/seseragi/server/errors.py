@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
+from seseragi.server.caller_limits import CallerLimitReached
 
 log = logging.getLogger(__name__)
 DOMAIN = "seseragi.v1"
@@ -57,6 +58,8 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
             )
         )
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("ENGINE_FULL"))
+    if isinstance(exc, CallerLimitReached):
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info("CALLER_LIMIT"))
     if isinstance(exc, DeadlineExpired):
         return _status(code_pb2.DEADLINE_EXCEEDED, str(exc), _error_info("QUEUE_DEADLINE_EXCEEDED"))
     if isinstance(exc, EngineStopped | NotReady):

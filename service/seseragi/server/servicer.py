@@ -14,7 +14,8 @@ from seseragi.engine.async_engine import AsyncEngine, RequestHandle
 from seseragi.engine.types import Failed, Finished, TextDelta
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
-from seseragi.server import messages
+from seseragi.server import identity, messages
+from seseragi.server.caller_limits import CallerSlots
 from seseragi.server.errors import InvalidRequest, NotReady, abort, error_boundary
 from seseragi.server.request_parsing import (
     GenerateMessage,
@@ -43,6 +44,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self._settings = settings
         self._backend: Backend | None = None
         self._draining = False
+        self._caller_slots = CallerSlots(settings.max_requests_per_caller)
 
     def attach(self, backend: Backend) -> None:
         """Start serving calls with a loaded model."""
@@ -151,6 +153,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     ) -> tuple[Backend, RequestHandle, int]:
         """Validate and admit the request, or end the call with the matching status."""
         backend = await self._ready(context, request.request_id)
+        who = identity.caller(context)
+        try:
+            self._caller_slots.acquire(who)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
+            await abort(context, exc, request.request_id)
+        context.add_done_callback(lambda _: self._caller_slots.release(who))
         try:
             parsed = await asyncio.to_thread(
                 parse_generate,
