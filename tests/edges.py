@@ -28,8 +28,9 @@ def free_port() -> int:
 class EnvoyProcess:
     """Render the config for `settings`, run Envoy, and wait until a replica is routable."""
 
-    def __init__(self, settings: Settings, out_dir: Path) -> None:
+    def __init__(self, settings: Settings, out_dir: Path, ready_timeout_s: float = 60) -> None:
         self.settings = settings
+        self._ready_timeout_s = ready_timeout_s
         self._out_dir = out_dir
         self._process: subprocess.Popen[bytes] | None = None
         self.log = out_dir / "envoy.log"
@@ -42,7 +43,7 @@ class EnvoyProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self.wait_routable(timeout_s=60)
+        self.wait_routable(self._ready_timeout_s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -262,3 +262,22 @@ def test_calls_that_bypass_envoy_are_refused(
         with pytest.raises(grpc.RpcError) as refused_stream:
             read_stream(stub.GenerateStream(as_stream(chat("Hi")), metadata=metadata, timeout=30))
         assert refused_stream.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_sixty_second_stream_completes_through_envoy(envoy: EnvoyProcess) -> None:
+    # Envoy's defaults would cut this at 15 s (route timeout); the soft time limit ends it OK.
+    request = as_stream(
+        chat(
+            "Tell me a very long story.", max_new_tokens=1024, min_new_tokens=1024, temperature=0.8
+        )
+    )
+    request.stopping.time_limit_ms = 60_000
+    started = time.monotonic()
+    with grpc.insecure_channel(envoy.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        result = read_stream(
+            stub.GenerateStream(request, metadata=bearer(token(envoy, "patient")), timeout=300)
+        )
+    assert result.final is not None
+    assert result.final.stop_reason in (pb.STOP_REASON_TIME_LIMIT, pb.STOP_REASON_MAX_TOKENS)
+    assert time.monotonic() - started > 15
