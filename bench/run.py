@@ -66,6 +66,11 @@ def server_settings(settings: Settings) -> dict[str, str]:
         "SESERAGI_MAX_RUNNING_REQUESTS": "32",
         "SESERAGI_MAX_QUEUED_REQUESTS": "64",
         "SESERAGI_SHUTDOWN_GRACE_SECONDS": "5",
+        # Measure the engine: the result cache would answer repeated prompts without the model,
+        # and jobs would share the engine with the measured calls.
+        "SESERAGI_RESULT_CACHE": "false",
+        "SESERAGI_JOB_CONCURRENCY": "0",
+        "SESERAGI_METRICS_PORT": "0",
     }
 
 

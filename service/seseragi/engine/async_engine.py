@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from seseragi.engine.types import Event, Failed, Finished, Request
 log = logging.getLogger(__name__)
 
 _Command = tuple[str, object]
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,10 @@ class AsyncEngine:
         self._accepting = False
 
     def start(self) -> None:
+        # The model thread drops the GIL inside every torch op and must win it back promptly;
+        # with Python's default 5 ms switch interval a busy event loop delays each op (measured:
+        # batch-16 decode over gRPC 12% faster at 0.5 ms). The setting is process-wide.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self._loop = asyncio.get_running_loop()
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="seseragi-engine", daemon=True)
