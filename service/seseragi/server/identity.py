@@ -10,7 +10,7 @@ per-caller feature (limits, job ownership, logs) asks this module and nothing el
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -59,14 +59,21 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     async def refuse(request: object, context: grpc.aio.ServicerContext) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "call the service through the edge")
 
+    async def refuse_stream(
+        request: object, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        """An async generator like the stream handler it replaces: interceptors iterate it."""
+        await refuse(request, context)
+        yield None  # never reached: abort raises
+
     codecs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse, **codecs)
+        return grpc.unary_stream_rpc_method_handler(refuse_stream, **codecs)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(refuse, **codecs)
     if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(refuse, **codecs)
+        return grpc.stream_stream_rpc_method_handler(refuse_stream, **codecs)
     return grpc.unary_unary_rpc_method_handler(refuse, **codecs)
