@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="How long in-flight calls may finish after SIGTERM."
     )
+    shutdown_notice_seconds: float = Field(
+        6.0,
+        ge=0,
+        description="Least time the port stays open after SIGTERM, answering NOT_SERVING, "
+        "so load balancers stop routing here before it closes (within the grace period).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
     log_prompts: bool = Field(
         False, description="Put prompts and generated text in the access log (off: never)."

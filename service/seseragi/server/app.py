@@ -138,21 +138,29 @@ async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
             return
 
 
-async def drain_and_stop(running: RunningServer, grace_seconds: float) -> None:
+async def drain_and_stop(
+    running: RunningServer, grace_seconds: float, notice_seconds: float = 0.0
+) -> None:
     """NOT_SERVING, refuse new calls, let in-flight generations finish within the grace period.
 
-    The port stays open while draining so health checks keep answering NOT_SERVING (load
-    balancers stop routing here); only then does the gRPC server itself stop.
+    The port stays open while draining, and for at least `notice_seconds`, so health checks keep
+    answering NOT_SERVING and load balancers stop routing here; calls that still arrive get a
+    retryable UNAVAILABLE instead of a refused connection. Only then does the server stop.
     """
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.telemetry.set_ready(False)
     running.servicer.drain()
     if running.worker is not None:
         await running.worker.pause()
-    deadline = time.monotonic() + grace_seconds
+    began = time.monotonic()
+    deadline = began + grace_seconds
+    notice_until = began + min(notice_seconds, grace_seconds)
     backend = running.backend
     log.info("draining", extra={"grace_seconds": grace_seconds})
-    while backend is not None and backend.engine.stats().in_flight and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        time.monotonic() < notice_until
+        or (backend is not None and backend.engine.stats().in_flight)
+    ):
         await asyncio.sleep(0.05)
     await running.server.stop(max(deadline - time.monotonic(), 0.0))
     if running.worker is not None:
@@ -180,7 +188,7 @@ async def serve(settings: Settings) -> None:
     if not loading.done():
         loading.cancel()
     await stop_requested.wait()
-    await drain_and_stop(running, settings.shutdown_grace_seconds)
+    await drain_and_stop(running, settings.shutdown_grace_seconds, settings.shutdown_notice_seconds)
 
 
 async def _load_and_warm(running: RunningServer, settings: Settings) -> None:
