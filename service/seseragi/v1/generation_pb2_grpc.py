@@ -33,6 +33,9 @@ class GenerationServiceStub:
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     def __init__(self, channel):
@@ -71,6 +74,9 @@ class GenerationServiceServicer:
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     def Generate(self, request, context):
@@ -148,6 +154,9 @@ class GenerationService:
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     @staticmethod

@@ -34,6 +34,9 @@ class GenerationServiceStub:
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     @_typing.overload
@@ -69,6 +72,9 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -100,6 +106,9 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     INVALID_ARGUMENT (BadRequest naming each bad field), RESOURCE_EXHAUSTED
     (RetryInfo: the engine is full), DEADLINE_EXCEEDED, UNAVAILABLE (the server
     is loading or draining) and INTERNAL (RequestInfo with the request id).
+
+    Over REST/JSON (through Envoy's transcoder) the same calls are POST
+    /v1/generate, POST /v1/generate:stream, POST /v1/tokenize and GET /v1/model.
     """
 
     @_abc_1.abstractmethod
