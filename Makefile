@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools
+.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config
 
-run: $(STAMP) model redis ## Set up everything, then serve on 127.0.0.1:50051.
-	$(BIN)/seseragi serve
+run: $(STAMP) model redis ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
+	$(BIN)/seseragi stack
 
 test: $(STAMP) model redis observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
 	$(BIN)/pytest
@@ -63,6 +63,9 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 	@tmp=$$(mktemp -d) && cp -r $(GEN_DIR) $$tmp/before && $(MAKE) --no-print-directory proto >/dev/null \
 	  && diff -r $$tmp/before $(GEN_DIR) && echo "generated code is current" \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
+	$(BIN)/seseragi envoy render --out build/envoy
 
 lint: $(STAMP) ## ruff, mypy and hadolint.
 	$(BIN)/ruff check .

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from google.protobuf import json_format
 
@@ -72,12 +73,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
     health.set_defaults(handler=_health)
+    _add_edge_commands(commands)
 
     model = commands.add_parser("model", help="manage the model")
     model_commands = model.add_subparsers(required=True, metavar="ACTION")
     pull = model_commands.add_parser("pull", help="install and convert the configured model once")
     pull.set_defaults(handler=_pull)
     return parser
+
+
+def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser("token", help="mint a development token (local HS256 key)")
+    token.add_argument("--sub", required=True, help="the subject (caller) the token names")
+    token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    token.set_defaults(handler=_token)
+
+    envoy = commands.add_parser("envoy", help="Envoy's configuration")
+    envoy_commands = envoy.add_subparsers(required=True, metavar="ACTION")
+    render = envoy_commands.add_parser(
+        "render", help="write envoy.yaml and the descriptor set from SESERAGI_EDGE_* settings"
+    )
+    render.add_argument("--out", type=Path, required=True, help="output directory")
+    render.add_argument(
+        "--listen", default="127.0.0.1", help="listener address (0.0.0.0 in a container)"
+    )
+    render.set_defaults(handler=_render)
+
+    stack = commands.add_parser(
+        "stack", help="run SESERAGI_EDGE_REPLICAS service replicas behind Envoy"
+    )
+    stack.set_defaults(handler=_stack)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from seseragi.edge import tokens
+
+    print(tokens.mint(Settings(), args.sub, tokens.parse_ttl(args.ttl)))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from seseragi.edge import render
+
+    rendered = render.render(Settings(), args.out, listen_address=args.listen)
+    print(rendered.config)
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from seseragi import logs
+    from seseragi.edge import stack
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    return stack.run(settings)
 
 
 def _serve(args: argparse.Namespace) -> int:

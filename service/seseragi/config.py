@@ -108,6 +108,47 @@ class Settings(BaseSettings):
         1000, ge=1, description="Jobs queued or running at once; beyond it SubmitJob is refused."
     )
 
+    # The edge (Envoy in front of the service); see envoy/ and `seseragi envoy render`.
+    edge_secret: str = Field(
+        "",
+        description="Secret Envoy sends as proof it set the subject; when set, calls without it"
+        " are refused.",
+    )
+    max_requests_per_caller: int = Field(
+        16, ge=0, description="Running or queued generations per verified subject; 0: no cap."
+    )
+    edge_port: int = Field(8080, ge=0, le=65535, description="Envoy's listener port.")
+    edge_admin_port: int = Field(9901, ge=0, le=65535, description="Envoy's admin port (loopback).")
+    edge_upstreams: str = Field(
+        "127.0.0.1:50051", description="Comma-separated host:port of the service replicas."
+    )
+    edge_replicas: int = Field(1, ge=1, le=8, description="Replicas `seseragi stack` starts.")
+    edge_jwt_issuer: str = Field("seseragi-dev", description="Required `iss` claim.")
+    edge_jwt_audience: str = Field("seseragi", description="Required `aud` claim.")
+    edge_dev_tokens: bool = Field(
+        True, description="Accept HS256 tokens signed with the local development key."
+    )
+    edge_jwks_file: Path | None = Field(
+        None, description="JWKS file of RS256/ES256 public keys Envoy accepts."
+    )
+    edge_requests_per_minute: int = Field(
+        60, ge=1, description="Token bucket per subject at the edge (also the burst)."
+    )
+    edge_global_requests_per_minute: int = Field(
+        6000, ge=1, description="Token bucket shared by all callers at the edge."
+    )
+    edge_cors_origins: str = Field(
+        "http://localhost:3000", description="Comma-separated origins gRPC-Web browsers may use."
+    )
+    edge_open_reflection: bool = Field(
+        False, description="Serve gRPC reflection through Envoy without a token."
+    )
+
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def edge_dir(self) -> Path:
+        """Where the dev key and rendered Envoy configuration live."""
+        return self.cache_dir / "edge"

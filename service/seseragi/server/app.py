@@ -19,6 +19,7 @@ from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
+from seseragi.server.identity import EdgeGuard
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore
 from seseragi.server.jobs.worker import JobWorker
@@ -66,7 +67,11 @@ async def start(settings: Settings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
     telemetry = Telemetry.start(settings)
     server = grpc.aio.server(
-        interceptors=telemetry.interceptors(),
+        # Telemetry outermost, so calls the edge guard refuses are counted and logged too.
+        interceptors=[
+            *telemetry.interceptors(),
+            *([EdgeGuard(settings.edge_secret)] if settings.edge_secret else []),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_response_bytes),

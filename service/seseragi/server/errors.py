@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
+from seseragi.server.caller_limits import CallerLimitReached
 from seseragi.server.jobs.store import JobEnded, JobNotFound, JobQueueFull
 from seseragi.telemetry.trace_context import current_trace_id
 
@@ -61,6 +62,8 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
             )
         )
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("ENGINE_FULL"))
+    if isinstance(exc, CallerLimitReached):
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info("CALLER_LIMIT"))
     if isinstance(exc, DeadlineExpired):
         return _status(code_pb2.DEADLINE_EXCEEDED, str(exc), _error_info("QUEUE_DEADLINE_EXCEEDED"))
     if isinstance(exc, EngineStopped | NotReady):

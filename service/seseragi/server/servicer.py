@@ -15,7 +15,8 @@ from seseragi.engine.async_engine import AsyncEngine, RequestHandle
 from seseragi.engine.types import Failed, Finished, Request, TextDelta
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
-from seseragi.server import messages
+from seseragi.server import identity, messages
+from seseragi.server.caller_limits import CallerSlots
 from seseragi.server.errors import InvalidRequest, NotReady, abort, error_boundary
 from seseragi.server.request_parsing import (
     GenerateMessage,
@@ -54,6 +55,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self._results = results
         self._backend: Backend | None = None
         self._draining = False
+        self._caller_slots = CallerSlots(settings.max_requests_per_caller)
 
     def attach(self, backend: Backend) -> None:
         """Start serving calls with a loaded model."""
@@ -183,6 +185,12 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         """Validate, render and tokenize the request, or end the call with INVALID_ARGUMENT."""
         backend = await self._ready(context, request.request_id)
         annotate(request_id=request.request_id)
+        who = identity.caller(context)
+        try:
+            self._caller_slots.acquire(who)
+        except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
+            await abort(context, exc, request.request_id)
+        context.add_done_callback(lambda _: self._caller_slots.release(who))
         try:
             parsed = await asyncio.to_thread(
                 parse_generate,

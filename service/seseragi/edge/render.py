@@ -1,0 +1,107 @@
+"""Render envoy/envoy.yaml.j2 from Settings: one source for local runs, tests and containers."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from seseragi.config import Settings
+from seseragi.edge import descriptor
+from seseragi.edge.keys import dev_key, hs256_jwks
+
+TEMPLATE = Path(__file__).resolve().parents[3] / "envoy" / "envoy.yaml.j2"
+MAX_SUBJECTS = 100_000  # dynamic per-subject buckets Envoy keeps (least recently used go first)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    config: Path
+    descriptor: Path
+
+
+def token_bucket(requests_per_minute: int) -> dict[str, object]:
+    """A bucket holding one minute's requests, refilled evenly (Envoy's fill interval >= 50 ms)."""
+    if requests_per_minute <= 60:
+        interval_s, per_fill = 60 / requests_per_minute, 1
+    else:
+        interval_s, per_fill = 1.0, math.ceil(requests_per_minute / 60)
+    return {
+        "max_tokens": requests_per_minute,
+        "tokens_per_fill": per_fill,
+        "fill_interval": f"{interval_s:.3f}s",
+    }
+
+
+def upstreams(settings: Settings) -> list[tuple[str, int]]:
+    pairs = []
+    for address in settings.edge_upstreams.split(","):
+        host, _, port = address.strip().rpartition(":")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def jwt_providers(settings: Settings) -> list[dict[str, str]]:
+    providers = []
+    if settings.edge_dev_tokens:
+        providers.append({"name": "dev_hs256", "inline": hs256_jwks(dev_key(settings.edge_dir))})
+    if settings.edge_jwks_file is not None:
+        providers.append({"name": "jwks", "filename": str(settings.edge_jwks_file.resolve())})
+    if not providers:
+        raise ValueError("no token issuer: set SESERAGI_EDGE_JWKS_FILE or SESERAGI_EDGE_DEV_TOKENS")
+    return providers
+
+
+def render_text(settings: Settings, descriptor_path: Path, listen_address: str) -> str:
+    hosts = upstreams(settings)
+    template = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
+    text: str = template.render(
+        listen_address=listen_address,
+        listen_port=settings.edge_port,
+        admin_port=settings.edge_admin_port,
+        edge_secret=settings.edge_secret,
+        upstreams=hosts,
+        cluster_type="STATIC" if all(_is_ip(h) for h, _ in hosts) else "STRICT_DNS",
+        jwt_providers=jwt_providers(settings),
+        jwt_issuer=settings.edge_jwt_issuer,
+        jwt_audience=settings.edge_jwt_audience,
+        open_reflection=settings.edge_open_reflection,
+        cors_origins=[o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()],
+        global_bucket=token_bucket(settings.edge_global_requests_per_minute),
+        subject_bucket=token_bucket(settings.edge_requests_per_minute),
+        max_subjects=MAX_SUBJECTS,
+        descriptor=str(descriptor_path),
+        stream_idle_timeout_s=max(30, math.ceil(6 * settings.heartbeat_interval_seconds)),
+        max_request_bytes=settings.max_request_bytes,
+        max_response_bytes=settings.max_response_bytes,
+        buffer_limit_bytes=2 * max(settings.max_request_bytes, settings.max_response_bytes),
+    )
+    return text
+
+
+def render(settings: Settings, out_dir: Path, listen_address: str = "127.0.0.1") -> Rendered:
+    """Write envoy.yaml and the descriptor set it reads into `out_dir` (owner-only: it holds keys).
+
+    `listen_address` is 127.0.0.1 locally and 0.0.0.0 inside a container.
+    """
+    if not settings.edge_secret:
+        raise ValueError("SESERAGI_EDGE_SECRET must be set: Envoy proves the subject with it")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    descriptor_path = descriptor.build(out_dir / "seseragi.binpb")
+    config = out_dir / "envoy.yaml"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(render_text(settings, descriptor_path, listen_address))
+    return Rendered(config, descriptor_path)

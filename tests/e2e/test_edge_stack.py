@@ -1,0 +1,85 @@
+"""`make run`'s stack as a user runs it: the printed command works, and Ctrl-C cuts no stream."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from seseragi.config import Settings
+from seseragi.v1 import generation_pb2_grpc
+from tests.edges import free_port
+from tests.helpers import as_stream, chat, read_stream
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[str], str]]:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(Settings().cache_dir / "models")  # the model, read only
+    port = free_port()
+    env = {
+        **os.environ,
+        "SESERAGI_CACHE_DIR": str(cache),
+        "SESERAGI_PORT": str(free_port()),
+        "SESERAGI_EDGE_PORT": str(port),
+        "SESERAGI_EDGE_ADMIN_PORT": str(free_port()),
+        "SESERAGI_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seseragi.cli", "stack"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    try:
+        yield process, lines, f"127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+
+
+def printed_token(lines: queue.Queue[str], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    previous = ""
+    while time.monotonic() < deadline:
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1)).strip()
+        if previous.startswith("token ("):
+            return line
+        previous = line
+    pytest.fail("the stack printed no token")
+
+
+def test_stopping_the_stack_finishes_streams_in_flight(
+    stack: tuple[subprocess.Popen[str], queue.Queue[str], str],
+) -> None:
+    process, lines, target = stack
+    token = printed_token(lines, timeout_s=300)
+    with grpc.insecure_channel(target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))
+        events = stub.GenerateStream(
+            request, metadata=(("authorization", f"Bearer {token}"),), timeout=300
+        )
+        assert next(events).HasField("started")
+        process.send_signal(signal.SIGINT)
+        rest = read_stream(events)
+    assert rest.final is not None and rest.final.usage.output_tokens == 60
+    assert process.wait(120) == 0

@@ -1,0 +1,92 @@
+"""Every rendered variant of Envoy's configuration passes `envoy --mode validate`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from seseragi.config import Settings
+from seseragi.edge import render
+from seseragi.edge.stack import envoy_binary
+
+pytestmark = pytest.mark.unit
+
+
+def settings(tmp_path: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {"cache_dir": tmp_path, "edge_secret": "s3cret"}
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def jwks_file(tmp_path: Path) -> Path:
+    path = tmp_path / "jwks.json"
+    key = {"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256"}
+    key |= {"x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"}
+    key |= {"y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+    path.write_text(json.dumps({"keys": [key]}))
+    return path
+
+
+VARIANTS = {
+    "local": ({}, "127.0.0.1"),
+    "two-replicas": ({"edge_upstreams": "127.0.0.1:50051,127.0.0.1:50052"}, "127.0.0.1"),
+    "container": (
+        {"edge_upstreams": "seseragi-1:50051,seseragi-2:50051", "edge_dev_tokens": False},
+        "0.0.0.0",
+    ),
+    "open-reflection": ({"edge_open_reflection": True, "edge_cors_origins": ""}, "127.0.0.1"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_rendered_config_validates(tmp_path: Path, variant: str) -> None:
+    overrides, listen = VARIANTS[variant]
+    rendered = render.render(
+        settings(tmp_path, edge_jwks_file=jwks_file(tmp_path), **overrides),
+        tmp_path / "out",
+        listen_address=listen,
+    )
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(rendered.config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert rendered.config.stat().st_mode & 0o077 == 0  # it holds the edge secret
+
+
+def test_admin_listens_on_loopback_only(tmp_path: Path) -> None:
+    text = render.render_text(settings(tmp_path), tmp_path / "d.binpb", "0.0.0.0")
+    admin = text.split("static_resources:")[0]
+    assert "address: 127.0.0.1" in admin and "0.0.0.0" not in admin
+
+
+def test_generate_routes_have_no_timeout(tmp_path: Path) -> None:
+    text = render.render_text(
+        settings(tmp_path, heartbeat_interval_seconds=20), tmp_path / "d", "x"
+    )
+    assert text.count("timeout: 0s") >= 2
+    assert "stream_idle_timeout: 120s" in text  # six heartbeats
+
+
+def test_render_refuses_without_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="EDGE_SECRET"):
+        render.render(settings(tmp_path, edge_secret=""), tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "bucket"),
+    [
+        (6, {"max_tokens": 6, "tokens_per_fill": 1, "fill_interval": "10.000s"}),
+        (6000, {"max_tokens": 6000, "tokens_per_fill": 100, "fill_interval": "1.000s"}),
+    ],
+)
+def test_token_bucket_holds_a_minute_and_refills_evenly(
+    per_minute: int, bucket: dict[str, object]
+) -> None:
+    assert render.token_bucket(per_minute) == bucket
