@@ -145,8 +145,9 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.target:
         for name in args.target:
-            written = deploy.render_target(Settings(), name)
-            print(written.config, written.descriptor, written.rules, sep="\n")
+            deploy.render_target(Settings(), name)
+            target = deploy.TARGETS[name]  # relative to the repository root
+            print(target.config, target.descriptor, target.rules, sep="\n")
         return 0
     if args.out is None:
         raise SystemExit("seseragi envoy render: give --out DIR or --target compose|k8s")
