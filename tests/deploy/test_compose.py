@@ -187,8 +187,15 @@ def test_envoy_mounts_the_rendered_compose_config_and_the_rate_limit_rules() -> 
         "/etc/envoy/envoy.yaml": str(target.config),
         str(deploy.DESCRIPTOR): str(target.descriptor),
         str(deploy.JWKS): "envoy/keys/jwks.json",
+        "/etc/envoy/bin/graceful-envoy": str(deploy.GRACEFUL_ENVOY),
     }
-    assert services()["envoy"]["command"][:2] == ["-c", "/etc/envoy/envoy.yaml"]
+    # Through the draining wrapper, so stopping the container cuts no stream.
+    assert services()["envoy"]["command"] == [
+        "/bin/bash",
+        "/etc/envoy/bin/graceful-envoy",
+        "-c",
+        "/etc/envoy/envoy.yaml",
+    ]
     rules = bind_mounts("ratelimit")["/data/ratelimit/config"]
     assert (REPO_ROOT / rules / target.rules.name) == REPO_ROOT / target.rules
     assert sorted(p.name for p in (REPO_ROOT / rules).iterdir()) == [target.rules.name]

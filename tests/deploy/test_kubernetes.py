@@ -164,6 +164,10 @@ def test_envoy_runs_the_rendered_config_with_its_descriptor_set_and_jwks(overlay
     config_map, secret = (s.get("configMap") or s["secret"] for s in sources["sources"])
     envoy_config = generated(overlay, config_map["name"], "envoy-config")
     assert envoy_config["data"]["envoy.yaml"] == (REPO_ROOT / target.config).read_text()
+    wrapper = envoy_config["data"]["graceful-envoy"]
+    assert wrapper == (REPO_ROOT / deploy.GRACEFUL_ENVOY).read_text()
+    wrapped = ["/bin/bash", f"{deploy.CONFIG_DIR}/graceful-envoy"]
+    assert envoy["containers"][0]["args"][:2] == wrapped
     descriptor = base64.b64decode(envoy_config["binaryData"]["seseragi.binpb"])
     assert descriptor == (REPO_ROOT / target.descriptor).read_bytes()
     jwks = deploy.JWKS.relative_to(deploy.CONFIG_DIR)

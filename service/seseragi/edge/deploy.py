@@ -9,6 +9,7 @@ counted by the rate-limit service so they hold across Envoy replicas.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ DESCRIPTOR = CONFIG_DIR / "seseragi.binpb"
 JWKS = CONFIG_DIR / "jwt" / "jwks.json"
 UPSTREAM = "seseragi:50051"  # compose service / headless Kubernetes Service: every replica
 RATE_LIMIT_SERVICE = "ratelimit:8081"
+# Envoy exits at once on SIGTERM; containers run it through this wrapper, which drains first.
+GRACEFUL_ENVOY = Path("envoy/bin/graceful-envoy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class Target:
     config: Path
     descriptor: Path
     rules: Path
+    wrapper: Path = GRACEFUL_ENVOY  # compose mounts the original; kustomize needs a copy
 
 
 TARGETS = {
@@ -43,6 +47,7 @@ TARGETS = {
         config=Path("deploy/k8s/base/envoy/envoy.yaml"),
         descriptor=Path("deploy/k8s/base/envoy/seseragi.binpb"),
         rules=Path("deploy/k8s/base/envoy/ratelimit.yaml"),
+        wrapper=Path("deploy/k8s/base/envoy/graceful-envoy"),
     ),
 }
 
@@ -80,7 +85,13 @@ def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
     descriptor.build(root / target.descriptor)
+    if target.wrapper != GRACEFUL_ENVOY or root != REPO:
+        (root / target.wrapper).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / GRACEFUL_ENVOY, root / target.wrapper)
     # Read by Envoy's own user in the container; nothing secret is in these files.
-    for relative in (*files, target.descriptor):
+    for relative in (*files, target.descriptor, target.wrapper):
         os.chmod(root / relative, 0o644)
-    return Target(root / target.config, root / target.descriptor, root / target.rules)
+    os.chmod(root / target.wrapper, 0o755)
+    return Target(
+        root / target.config, root / target.descriptor, root / target.rules, root / target.wrapper
+    )

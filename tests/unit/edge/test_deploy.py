@@ -60,7 +60,10 @@ RATE_LIMIT_SCHEMA: Object = {
 def committed(name: str) -> deploy.Target:
     target = deploy.TARGETS[name]
     return deploy.Target(
-        REPO_ROOT / target.config, REPO_ROOT / target.descriptor, REPO_ROOT / target.rules
+        REPO_ROOT / target.config,
+        REPO_ROOT / target.descriptor,
+        REPO_ROOT / target.rules,
+        REPO_ROOT / target.wrapper,
     )
 
 
@@ -99,6 +102,7 @@ def test_committed_files_equal_a_fresh_render(tmp_path: Path, name: str) -> None
         for path in (current.descriptor, fresh.descriptor)
     ]
     assert descriptors[0] == descriptors[1], "run `make envoy-deploy`"
+    assert current.wrapper.read_bytes() == fresh.wrapper.read_bytes(), "run `make envoy-deploy`"
 
 
 @pytest.mark.parametrize("name", TARGETS)

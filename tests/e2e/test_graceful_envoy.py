@@ -1,0 +1,73 @@
+"""The containers' Envoy wrapper (`envoy/bin/graceful-envoy`): SIGTERM cuts no stream in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from seseragi.config import Settings
+from seseragi.edge import render, tokens
+from seseragi.edge.stack import envoy_binary, wait_ready
+from seseragi.model.loader import LoadedModel
+from seseragi.v1 import generation_pb2_grpc
+from tests.edges import edge_settings
+from tests.helpers import as_stream, chat, read_stream
+from tests.servers import ServerThread, make_settings
+
+pytestmark = pytest.mark.e2e
+WRAPPER = Path(__file__).parents[2] / "envoy" / "bin" / "graceful-envoy"
+SECRET = "test-edge-secret"
+
+
+@pytest.fixture
+def wrapped_envoy(
+    loaded_model: LoadedModel, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Settings]]:
+    with ServerThread(make_settings(edge_secret=SECRET), loaded_model) as server:
+        settings = edge_settings(tmp_path, [server.target])
+        rendered = render.render(settings, tmp_path / "envoy")
+        env = {
+            **os.environ,
+            "ENVOY_BIN": envoy_binary(),
+            "ENVOY_ADMIN_PORT": str(settings.edge_admin_port),
+            "ENVOY_DRAIN_GRACE_SECONDS": "120",
+        }
+        wrapper = subprocess.Popen(
+            ["bash", str(WRAPPER), "-c", str(rendered.config), "--disable-hot-restart"],
+            env=env,
+        )
+        try:
+            assert wait_ready(f"127.0.0.1:{settings.edge_port}", timeout_s=60)
+            yield wrapper, settings
+        finally:
+            if wrapper.poll() is None:
+                wrapper.kill()
+            wrapper.wait(30)
+
+
+def test_sigterm_lets_the_open_stream_finish_then_exits_zero(
+    wrapped_envoy: tuple[subprocess.Popen[bytes], Settings],
+) -> None:
+    wrapper, settings = wrapped_envoy
+    target = f"127.0.0.1:{settings.edge_port}"
+    token = tokens.mint(settings, "container", 600)
+    with grpc.insecure_channel(target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))
+        events = stub.GenerateStream(
+            request, metadata=(("authorization", f"Bearer {token}"),), timeout=300
+        )
+        assert next(events).HasField("started")
+        wrapper.send_signal(signal.SIGTERM)
+        rest = read_stream(events)
+    assert rest.final is not None and rest.final.usage.output_tokens == 60
+    assert wrapper.wait(60) == 0
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", settings.edge_port), timeout=5)
