@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+
 class JobNotFound(Exception):
     """No such job, or it belongs to another caller (the two are not told apart)."""
 

@@ -37,11 +37,12 @@ return 1
 """
 
 # ARGV: new state, event kind, event bytes, now, ttl, states it may end from (comma list),
-# group, then field/value pairs to set.
+# group, then field/value pairs to set. Returns {1, new state} when it ended the job, {0, its
+# state} when the job had already left `from` states, nil when the job is gone.
 END = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return false end
-if not string.find(',' .. ARGV[6] .. ',', ',' .. state .. ',', 1, true) then return state end
+if not string.find(',' .. ARGV[6] .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_ms', ARGV[4])
 for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local tokens = redis.call('HGET', KEYS[1], 'tokens')
@@ -51,5 +52,5 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 local msg = redis.call('HGET', KEYS[1], 'message_id')
 redis.call('XACK', KEYS[3], ARGV[7], msg)
 redis.call('XDEL', KEYS[3], msg)
-return ARGV[1]
+return {1, ARGV[1]}
 """

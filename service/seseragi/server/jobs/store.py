@@ -6,15 +6,18 @@ reclaimed job can never both complete it, and each token index enters the job's 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from seseragi.config import Settings
 from seseragi.server.jobs import scripts
+from seseragi.server.jobs.observer import JobObserver, NullJobObserver
 from seseragi.server.jobs.records import (
     Claimed,
     JobEnded,
@@ -27,11 +30,20 @@ from seseragi.server.jobs.records import (
     hash_reply,
 )
 
-__all__ = ["Claimed", "JobEnded", "JobNotFound", "JobQueueFull", "JobRecord", "JobStore", "LogEntry"]
+__all__ = [
+    "Claimed",
+    "JobEnded",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobRecord",
+    "JobStore",
+    "LogEntry",
+]
 
 GROUP = "workers"
 LIVE_STATES = ("queued", "running")
 ENDED_STATES = ("succeeded", "failed", "cancelled")
+DEPTH_SAMPLE_S = 2.0
 
 
 def _now_ms() -> int:
@@ -39,8 +51,15 @@ def _now_ms() -> int:
 
 
 class JobStore:
-    def __init__(self, redis: Redis, blocking: Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        blocking: Redis,
+        settings: Settings,
+        observer: JobObserver | None = None,
+    ) -> None:
         self._redis = redis
+        self._observer = observer or NullJobObserver()
         self._blocking = blocking  # for XREAD/XREADGROUP with BLOCK
         self._prefix = settings.redis_key_prefix
         self._queue = f"{self._prefix}jobs:queue"
@@ -82,6 +101,8 @@ class JobStore:
         outcome, found = await self._submit(keys=[self._queue, idem, self._owned(owner)], args=args)
         if outcome == -1:
             raise JobQueueFull(f"the job queue is full ({self._max_queued} jobs)")
+        if outcome == 1:
+            self._observer.submitted()
         return found.decode(), outcome == 1
 
     async def get(self, job_id: str, owner: str) -> JobRecord:
@@ -140,15 +161,23 @@ class JobStore:
             self._queue, GROUP, consumer, min_idle_time=visibility_ms, start_id="0-0", count=1
         )
         entries = entries_reply([(self._queue, reclaimed[1])])
-        if not entries:
+        if entries:
+            self._observer.reclaimed()
+        else:
             reply = await self._blocking.xreadgroup(
                 GROUP, consumer, {self._queue: ">"}, count=1, block=block_ms
             )
             entries = entries_reply(reply)
-        if not entries:
-            return None
+            if not entries:
+                return None
         message_id, fields = entries[0]
         return Claimed(message_id, fields[b"job"].decode())
+
+    async def sample_depth(self) -> int:
+        """Report the queue's depth (queued and running jobs) to the observer, and return it."""
+        depth = int(await self._redis.xlen(self._queue))
+        self._observer.queue_depth(depth, self._max_queued)
+        return depth
 
     async def renew(self, consumer: str, message_id: bytes) -> None:
         """Tell the other workers this job's worker is alive (resets its idle time)."""
@@ -195,8 +224,19 @@ class JobStore:
         from_states: tuple[str, ...],
         **fields: str | bytes,
     ) -> None:
+        """End the job unless it already left `from_states`; only the call that ends it counts."""
         pairs = [item for name, value in fields.items() for item in (name, value)]
-        await self._end(
+        reply = await self._end(
             keys=[self._job(job_id), self._events(job_id), self._queue],
             args=[state, kind, event, _now_ms(), self._ttl_s, ",".join(from_states), GROUP, *pairs],
         )
+        if reply and int(reply[0]) == 1:
+            self._observer.ended(state)
+
+
+async def sample_depth_forever(store: JobStore, every_s: float = DEPTH_SAMPLE_S) -> None:
+    """Keep the queue depth gauge fresh; Redis trouble skips a sample and never ends the loop."""
+    while True:
+        with contextlib.suppress(RedisError, OSError):
+            await store.sample_depth()
+        await asyncio.sleep(every_s)
