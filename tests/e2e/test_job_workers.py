@@ -37,12 +37,12 @@ LIVE = (jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING)
 class Workers:
     """`seseragi worker` processes on one queue, oldest first."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, concurrency: int = 4) -> None:
         self._env = {
             **os.environ,
             "SESERAGI_REDIS_KEY_PREFIX": prefix,
             "SESERAGI_JOB_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT_S),
-            "SESERAGI_JOB_CONCURRENCY": "4",
+            "SESERAGI_JOB_CONCURRENCY": str(concurrency),
             "SESERAGI_TORCH_THREADS": "1",
             "SESERAGI_LOG_LEVEL": "WARNING",
             "SESERAGI_METRICS_PORT": "0",
@@ -66,7 +66,8 @@ class Workers:
 
     def stop_all(self) -> None:
         for process in self.processes:
-            process.send_signal(signal.SIGKILL)
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
             process.wait(30)
 
 
@@ -163,6 +164,38 @@ def test_every_job_completes_once_while_workers_are_sigkilled(
         for job_id in submitted:
             assert_completed_once(stub, job_id)
         print(f"{JOBS} jobs, {kills} workers SIGKILLed, {reruns} reruns after reclaim")
+
+
+def test_sigterm_worker_finishes_its_job_and_claims_no_more(
+    front: tuple[ServerThread, str],
+) -> None:
+    """One job slot, so the worker's claim loop waits while its job runs; SIGTERM mid-job."""
+    server, prefix = front
+    workers = Workers(prefix, concurrency=1)
+    tokens = 48
+    long = chat("Count from 1 to 100.", max_new_tokens=tokens, min_new_tokens=tokens)
+    with grpc.insecure_channel(server.target) as channel:
+        stub = jobs_pb2_grpc.JobServiceStub(channel)
+        first = stub.SubmitJob(jobs_pb2.SubmitJobRequest(request=long), metadata=OWNER).job
+        workers.start()
+        try:
+            deadline = time.monotonic() + 300  # the worker loads the model first
+            while time.monotonic() < deadline:
+                job = stub.GetJob(jobs_pb2.GetJobRequest(job_id=first.job_id), metadata=OWNER).job
+                if job.state == jobs_pb2.JOB_STATE_RUNNING and job.generated_token_count:
+                    break
+                time.sleep(0.1)
+            worker = workers.processes[0]
+            worker.send_signal(signal.SIGTERM)
+            second = submit(stub, 1)
+            assert worker.wait(120) == 0
+        finally:
+            workers.stop_all()
+        done = stub.GetJob(jobs_pb2.GetJobRequest(job_id=first.job_id), metadata=OWNER).job
+        assert done.state == jobs_pb2.JOB_STATE_SUCCEEDED and done.attempts == 1
+        assert done.generated_token_count == tokens
+        left = stub.GetJob(jobs_pb2.GetJobRequest(job_id=second), metadata=OWNER).job
+        assert left.state == jobs_pb2.JOB_STATE_QUEUED and left.attempts == 0
 
 
 def assert_completed_once(stub: jobs_pb2_grpc.JobServiceStub, job_id: str) -> None:

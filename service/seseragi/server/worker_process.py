@@ -56,6 +56,7 @@ async def work(settings: Settings) -> None:
         await asyncio.sleep(0.05)
     await worker.stop()  # jobs still running are left to be reclaimed
     sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
     await engine.stop()
     await store.close()
     telemetry.stop()
