@@ -69,6 +69,7 @@ def start_worker(prefix: str, threads: int, log: Path) -> subprocess.Popen[bytes
         "SESERAGI_REDIS_KEY_PREFIX": prefix,
         "SESERAGI_TORCH_THREADS": str(threads),
         "SESERAGI_JOB_CONCURRENCY": "16",
+        "SESERAGI_METRICS_PORT": "0",  # workers export metrics too; a free port each
     }
     with log.open("wb") as sink:
         return subprocess.Popen(

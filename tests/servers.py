@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import threading
@@ -33,6 +34,7 @@ class ServerThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.running: RunningServer | None = None
+        self._draining: concurrent.futures.Future[None] | None = None
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
@@ -42,9 +44,20 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         assert self.running is not None
-        self._call(drain_and_stop(self.running, 1.0))
+        if self._draining is None:
+            self._call(drain_and_stop(self.running, 1.0))
+        else:
+            self._draining.result(120)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    def start_drain(self, grace_seconds: float) -> concurrent.futures.Future[None]:
+        """Begin what SIGTERM begins; the returned future resolves once the server stopped."""
+        assert self.running is not None and self._draining is None
+        self._draining = asyncio.run_coroutine_threadsafe(
+            drain_and_stop(self.running, grace_seconds), self._loop
+        )
+        return self._draining
 
     @property
     def target(self) -> str:

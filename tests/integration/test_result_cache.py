@@ -12,10 +12,12 @@ from seseragi.model.loader import LoadedModel
 from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
+from tests.integration.test_telemetry import scrape, value
 from tests.redis_servers import PrivateRedis
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.integration
+GET = (("operation", "get"),)
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +149,15 @@ def test_redis_down_is_a_miss_and_the_cache_resumes(loaded_model: LoadedModel) -
             assert (header, during.cached) == ("miss", False)
             assert during.text == expected.text
             assert generate(stub, request)[0].text == expected.text
-            assert running.running is not None
-            outages = running.running.servicer._results.outages  # type: ignore[union-attr]
-            assert outages >= 1
+            assert scrape(running)[("seseragi_result_cache_errors_total", GET)] >= 1
             private.start()
             time.sleep(1.5)  # the cache tries Redis again a second after an outage
             assert generate(stub, request)[1] == "miss"  # the new Redis is empty
             assert generate(stub, request)[1] == "hit"
+            m = scrape(running)
+        # Both calls during the outage were errors (served as misses), whether Redis was tried
+        # or skipped while known down.
+        for outcome, count in (("hit", 2), ("miss", 2), ("error", 2)):
+            assert value(m, "seseragi_result_cache_lookups_total", outcome=outcome) == count
     finally:
         private.kill()

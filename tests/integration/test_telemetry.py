@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import urllib.request
 from collections import Counter
@@ -16,10 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from seseragi.model.loader import LoadedModel
+from seseragi.server.identity import SUBJECT_HEADER
 from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from tests.helpers import as_stream, chat, read_stream
-from tests.servers import ServerThread, make_settings
+from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings
 
 pytestmark = pytest.mark.integration
 SERVICE = "seseragi.v1.GenerationService"
@@ -30,8 +32,16 @@ SECRET_PROMPT = "zebra-cobalt-7781 is my secret"
 
 @pytest.fixture(scope="module")
 def one_slot_server(loaded_model: LoadedModel) -> Iterator[ServerThread]:
-    """One running slot, so a second stream must queue; no heartbeats to blur message counts."""
-    settings = make_settings(max_running_requests=1, heartbeat_interval_seconds=600)
+    """One running slot, so a second stream must queue; no heartbeats to blur message counts.
+
+    The result cache is on, under keys of this module's own, so exactly one call below hits.
+    """
+    settings = make_settings(
+        max_running_requests=1,
+        heartbeat_interval_seconds=600,
+        result_cache=True,
+        redis_key_prefix=f"{REDIS_TEST_PREFIX}telemetry-{secrets.token_hex(3)}:",
+    )
     with ServerThread(settings, loaded_model) as server:
         yield server
 
@@ -76,6 +86,8 @@ def test_known_calls_give_exact_metrics(
     with grpc.insecure_channel(one_slot_server.target) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         unary = stub.Generate(chat("Say hello.", max_new_tokens=4))
+        cached = stub.Generate(chat("Say hello.", max_new_tokens=4))  # the one cache hit
+        assert cached.cached and cached.text == unary.text
         with pytest.raises(grpc.RpcError) as rejected:
             stub.Generate(chat("Say hello.", max_new_tokens=4, min_new_tokens=9))
         assert rejected.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -100,18 +112,26 @@ def test_known_calls_give_exact_metrics(
         kind = "unary" if method == "Generate" else "server_stream"
         return value(m, name, grpc_type=kind, grpc_service=SERVICE, grpc_method=method, **labels)
 
-    assert grpc_value("grpc_server_started_total", "Generate") == 2
-    assert grpc_value("grpc_server_handled_total", "Generate", grpc_code="OK") == 1
+    assert grpc_value("grpc_server_started_total", "Generate") == 3
+    assert grpc_value("grpc_server_handled_total", "Generate", grpc_code="OK") == 2
     assert grpc_value("grpc_server_handled_total", "Generate", grpc_code="INVALID_ARGUMENT") == 1
-    assert grpc_value("grpc_server_handling_seconds_count", "Generate") == 2
-    assert grpc_value("grpc_server_msg_sent_total", "Generate") == 1
+    assert grpc_value("grpc_server_handling_seconds_count", "Generate") == 3
+    assert grpc_value("grpc_server_msg_sent_total", "Generate") == 2
     assert grpc_value("grpc_server_started_total", "GenerateStream") == 2
     assert grpc_value("grpc_server_handled_total", "GenerateStream", grpc_code="OK") == 1
     assert grpc_value("grpc_server_handled_total", "GenerateStream", grpc_code="CANCELLED") == 1
     assert grpc_value("grpc_server_msg_sent_total", "GenerateStream") == len(messages) + 1
     assert grpc_value("grpc_server_streams_in_flight", "GenerateStream") == 0
 
-    finals = [unary, streamed.final]
+    # Looked up: the first unary call, its repeat, and both streams (the rejected call is not).
+    lookups = "seseragi_result_cache_lookups_total"
+    assert value(m, lookups, outcome="hit") == 1
+    assert value(m, lookups, outcome="miss") == 3
+    assert value(m, lookups, outcome="error") == 0
+    assert value(m, "seseragi_result_cache_errors_total", operation="get") == 0
+    assert value(m, "seseragi_result_cache_errors_total", operation="set") == 0
+
+    finals = [unary, streamed.final]  # the cache hit never reached the engine
     outputs = [f.usage.output_tokens for f in finals]
     assert value(m, "seseragi_prompt_tokens_total") == sum(f.usage.input_tokens for f in finals)
     assert value(m, "seseragi_generation_tokens_total") == sum(outputs)
@@ -156,6 +176,9 @@ def test_span_continues_traceparent_with_engine_phases(
         assert phase.start_time is not None and phase.end_time is not None
         assert phase.start_time <= phase.end_time
     assert [p.start_time for p in phases] == sorted(p.start_time or 0 for p in phases)
+    lookup = finished["cache lookup"]
+    assert lookup.parent is not None and lookup.parent.span_id == rpc.context.span_id
+    assert lookup.attributes is not None and lookup.attributes["seseragi.cache.outcome"] == "miss"
 
 
 def test_error_details_and_access_log_carry_the_trace_id(
@@ -181,6 +204,43 @@ def test_error_details_and_access_log_carry_the_trace_id(
     assert vars(failed)["status"] == "INVALID_ARGUMENT"
     assert vars(failed)["trace_id"] == TRACE_ID
     assert all(SECRET_PROMPT not in str(vars(record)) for record in caplog.records)
+
+
+def test_job_metrics_after_a_known_sequence(one_slot_server: ServerThread) -> None:
+    """Two jobs submitted (one twice, by idempotency key): one succeeds, one is cancelled."""
+    owner = ((SUBJECT_HEADER, "telemetry"),)
+    with grpc.insecure_channel(one_slot_server.target) as channel:
+        jobs = jobs_pb2_grpc.JobServiceStub(channel)
+        short = jobs_pb2.SubmitJobRequest(
+            request=chat("Say hi.", max_new_tokens=3), idempotency_key="once"
+        )
+        job_id = jobs.SubmitJob(short, metadata=owner).job.job_id
+        assert jobs.SubmitJob(short, metadata=owner).job.job_id == job_id  # not a new job
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            job = jobs.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), metadata=owner).job
+            if job.state == jobs_pb2.JOB_STATE_SUCCEEDED:
+                break
+            time.sleep(0.1)
+        assert job.state == jobs_pb2.JOB_STATE_SUCCEEDED
+        long = chat("Count to a hundred.", max_new_tokens=64, min_new_tokens=64)
+        doomed = jobs.SubmitJob(jobs_pb2.SubmitJobRequest(request=long), metadata=owner).job
+        cancelled = jobs.CancelJob(jobs_pb2.CancelJobRequest(job_id=doomed.job_id), metadata=owner)
+        assert cancelled.job.state == jobs_pb2.JOB_STATE_CANCELLED
+    wait_idle(one_slot_server)
+    deadline = time.monotonic() + 30  # the queue depth is sampled every few seconds
+    while time.monotonic() < deadline:
+        m = scrape(one_slot_server)
+        if value(m, "seseragi_job_queue_depth_jobs") == 0:
+            break
+        time.sleep(0.2)
+    assert value(m, "seseragi_job_queue_depth_jobs") == 0
+    assert value(m, "seseragi_job_queue_capacity_jobs") == one_slot_server.settings.max_queued_jobs
+    assert value(m, "seseragi_jobs_submitted_total") == 2
+    assert value(m, "seseragi_jobs_ended_total", state="succeeded") == 1
+    assert value(m, "seseragi_jobs_ended_total", state="cancelled") == 1
+    assert value(m, "seseragi_jobs_ended_total", state="failed") == 0
+    assert value(m, "seseragi_job_reclaims_total") == 0
 
 
 def _wait_for_spans(exporter: InMemorySpanExporter, name: str) -> dict[str, ReadableSpan]:

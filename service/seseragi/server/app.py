@@ -21,7 +21,7 @@ from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
 from seseragi.server.identity import EdgeGuard
 from seseragi.server.jobs.servicer import JobServicer
-from seseragi.server.jobs.store import JobStore
+from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
 from seseragi.server.result_cache import ResultCache
 from seseragi.server.servicer import Backend, GenerationServicer
@@ -46,6 +46,7 @@ class RunningServer:
     telemetry: Telemetry
     jobs: JobServicer
     job_store: JobStore
+    depth_sampler: asyncio.Task[None]
     backend: Backend | None = None
     worker: JobWorker | None = None
 
@@ -81,11 +82,13 @@ async def start(settings: Settings) -> RunningServer:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     redis = redis_link.connect(settings)
-    results = ResultCache(redis, settings) if settings.result_cache else None
+    results = (
+        ResultCache(redis, settings, telemetry.cache_observer()) if settings.result_cache else None
+    )
     servicer = GenerationServicer(settings, telemetry, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
-    job_store = JobStore(redis, blocking, settings)
+    job_store = JobStore(redis, blocking, settings, telemetry.job_observer())
     jobs = JobServicer(settings, job_store)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
@@ -102,7 +105,10 @@ async def start(settings: Settings) -> RunningServer:
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
-    return RunningServer(server, port, health_servicer, servicer, telemetry, jobs, job_store)
+    sampler = asyncio.create_task(sample_depth_forever(job_store))
+    return RunningServer(
+        server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler
+    )
 
 
 async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
@@ -141,12 +147,15 @@ async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
 async def drain_and_stop(
     running: RunningServer, grace_seconds: float, notice_seconds: float = 0.0
 ) -> None:
-    """NOT_SERVING, refuse new calls, let in-flight generations finish within the grace period.
+    """NOT_SERVING, refuse new calls, let in-flight generations and jobs finish within the grace.
 
     The port stays open while draining, and for at least `notice_seconds`, so health checks keep
     answering NOT_SERVING and load balancers stop routing here; calls that still arrive get a
-    retryable UNAVAILABLE instead of a refused connection. Only then does the server stop.
+    retryable UNAVAILABLE instead of a refused connection. Only then does the server stop. The
+    worker claims no new jobs; one still running when the grace ends is left for another
+    worker to reclaim.
     """
+    running.jobs.drain()
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.telemetry.set_ready(False)
     running.servicer.drain()
@@ -160,6 +169,7 @@ async def drain_and_stop(
     while time.monotonic() < deadline and (
         time.monotonic() < notice_until
         or (backend is not None and backend.engine.stats().in_flight)
+        or (running.worker is not None and running.worker.busy)
     ):
         await asyncio.sleep(0.05)
     await running.server.stop(max(deadline - time.monotonic(), 0.0))
@@ -167,6 +177,8 @@ async def drain_and_stop(
         await running.worker.stop()
     if backend is not None:
         await backend.engine.stop()
+    running.depth_sampler.cancel()
+    await asyncio.gather(running.depth_sampler, return_exceptions=True)
     running.telemetry.stop()
     await running.job_store.close()
     log.info("stopped")

@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Awaitable
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -26,6 +27,32 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_AFTER_OUTAGE_S = 1.0
 CACHE_HEADER = "x-seseragi-cache"
+
+
+class CacheObserver(Protocol):
+    """What the cache reports, as plain calls: metrics live in telemetry, not here."""
+
+    def lookup(self, outcome: str) -> None:
+        """A lookup ended as "hit", "miss" or "error" (Redis failed or was slow: a miss)."""
+
+    def command_failed(self, operation: str) -> None:
+        """A Redis "get" or "set" failed or timed out."""
+
+
+class NullCacheObserver:
+    def lookup(self, outcome: str) -> None:
+        pass
+
+    def command_failed(self, operation: str) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A lookup's answer; `outcome` is "hit", "miss" or "error"."""
+
+    response: pb.GenerateResponse | None
+    outcome: str
 
 
 def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
@@ -60,18 +87,26 @@ def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
 
 
 class ResultCache:
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis: Redis, settings: Settings, observer: CacheObserver | None = None
+    ) -> None:
         self._redis = redis
+        self._observer = observer or NullCacheObserver()
         self._prefix = f"{settings.redis_key_prefix}cache:"
         self._ttl_s = settings.result_cache_ttl_seconds
         self._timeout_s = settings.redis_timeout_seconds
         self._retry_at = 0.0
         self._down = False
-        self.outages = 0  # failed or slow Redis commands, for metrics and tests
 
-    async def fetch(self, key: str) -> pb.GenerateResponse | None:
-        data = await self._guarded(self._redis.get(self._prefix + key))
-        return None if data is None else pb.GenerateResponse.FromString(cast(bytes, data))
+    async def fetch(self, key: str) -> Lookup:
+        data = await self._guarded("get", self._redis.get(self._prefix + key))
+        if data is None:
+            # Failed now, or skipped while Redis is known down: an error either way, not a miss.
+            lookup = Lookup(None, "error" if self._down else "miss")
+        else:
+            lookup = Lookup(pb.GenerateResponse.FromString(cast(bytes, data)), "hit")
+        self._observer.lookup(lookup.outcome)
+        return lookup
 
     async def store(self, key: str, response: pb.GenerateResponse) -> None:
         kept = pb.GenerateResponse()
@@ -79,9 +114,9 @@ class ResultCache:
         kept.ClearField("request_id")
         kept.ClearField("timings")
         data = kept.SerializeToString()
-        await self._guarded(self._redis.set(self._prefix + key, data, ex=self._ttl_s))
+        await self._guarded("set", self._redis.set(self._prefix + key, data, ex=self._ttl_s))
 
-    async def _guarded(self, command: Awaitable[T]) -> T | None:
+    async def _guarded(self, operation: str, command: Awaitable[T]) -> T | None:
         if time.monotonic() < self._retry_at:
             if asyncio.iscoroutine(command):
                 command.close()
@@ -89,7 +124,7 @@ class ResultCache:
         try:
             result = await asyncio.wait_for(command, self._timeout_s)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.outages += 1
+            self._observer.command_failed(operation)
             self._retry_at = time.monotonic() + RETRY_AFTER_OUTAGE_S
             if not self._down:
                 self._down = True

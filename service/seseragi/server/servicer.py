@@ -234,7 +234,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         began = time.monotonic()
         kept = None
         if request.cache != pb.CACHE_POLICY_REFRESH:
-            kept = await self._results.fetch(key)
+            began_ns = time.time_ns()
+            lookup = await self._results.fetch(key)
+            kept = lookup.response
+            if self._telemetry is not None:
+                self._telemetry.cache_looked_up(began_ns, lookup.outcome)
         await context.send_initial_metadata(((CACHE_HEADER, "miss" if kept is None else "hit"),))
         if kept is None:
             return None

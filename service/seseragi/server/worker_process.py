@@ -11,37 +11,53 @@ from seseragi.config import Settings
 from seseragi.model.loader import load
 from seseragi.server import redis_link
 from seseragi.server.app import build_engine, warm_up
-from seseragi.server.jobs.store import JobStore
+from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
 from seseragi.server.servicer import Backend
+from seseragi.telemetry.hub import Telemetry
 
 log = logging.getLogger(__name__)
 
 
 async def work(settings: Settings) -> None:
-    """Load, warm up, run jobs until SIGTERM/SIGINT; running jobs may finish within the grace."""
+    """Load, warm up, run jobs until SIGTERM/SIGINT; running jobs may finish within the grace.
+
+    /metrics carries the engine and job metrics (reclaims happen in workers), as on `serve`.
+    """
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
+    telemetry = Telemetry.start(settings)
     loaded = await asyncio.to_thread(load, settings)
     engine = build_engine(loaded, settings)
     engine.start()
     await warm_up(engine, loaded)
+    engine.observe(telemetry.engine_observer())
+    telemetry.model_ready(
+        loaded.info, engine, settings.max_running_requests * loaded.info.context_length
+    )
     store = JobStore(
         redis_link.connect(settings),
         redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds),
         settings,
+        telemetry.job_observer(),
     )
+    sampler = asyncio.create_task(sample_depth_forever(store))
     worker = JobWorker(store, Backend(engine, loaded.tokenizer, loaded.info), settings)
     worker.start()
+    telemetry.set_ready(True)
     log.info("worker ready", extra={"consumer": worker.consumer})
     await stop_requested.wait()
+    telemetry.set_ready(False)
     await worker.pause()
     deadline = time.monotonic() + settings.shutdown_grace_seconds
-    while engine.stats().in_flight and time.monotonic() < deadline:
+    while (engine.stats().in_flight or worker.busy) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    await worker.stop()
+    await worker.stop()  # jobs still running are left to be reclaimed
+    sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
     await engine.stop()
     await store.close()
+    telemetry.stop()
     log.info("worker stopped", extra={"jobs_finished": worker.finished})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
@@ -18,6 +19,7 @@ from seseragi.telemetry import tracing
 from seseragi.telemetry.calls import CallInterceptor, annotate
 from seseragi.telemetry.engine_metrics import EngineMetrics
 from seseragi.telemetry.metrics import Metrics, serve_metrics
+from seseragi.telemetry.redis_metrics import CacheMetrics, JobMetrics
 
 SERVICE_NAME = "seseragi"
 
@@ -51,6 +53,16 @@ class Telemetry:
 
     def engine_observer(self) -> EngineMetrics:
         return EngineMetrics(self.metrics)
+
+    def cache_observer(self) -> CacheMetrics:
+        return CacheMetrics(self.metrics)
+
+    def job_observer(self) -> JobMetrics:
+        return JobMetrics(self.metrics)
+
+    def cache_looked_up(self, start_ns: int, outcome: str) -> None:
+        """Draw the lookup that began at `start_ns` (time.time_ns) as a span of the current RPC."""
+        tracing.record_cache_lookup(self.tracer_provider, start_ns, time.time_ns(), outcome)
 
     def model_ready(self, info: ModelInfo, engine: AsyncEngine, capacity_tokens: int) -> None:
         self.model_id = info.model_id

@@ -15,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 log = logging.getLogger(__name__)
 
 PHASES = ("queued", "prefill", "decode")
+CACHE_OUTCOMES = ("hit", "miss", "error")
+CACHE_OPERATIONS = ("get", "set")
+JOB_END_STATES = ("succeeded", "failed", "cancelled")
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 # Batch sizes are small integers; powers of two up to the largest sane batch.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -117,6 +120,7 @@ class Metrics:
             "seseragi_ready", "1 while the server reports SERVING.", registry=registry
         )
         self._define_grpc(registry)
+        self._define_redis(registry)
 
     def _define_grpc(self, registry: CollectorRegistry) -> None:
         self.grpc_started = Counter(
@@ -144,6 +148,53 @@ class Metrics:
         self.grpc_msg_sent = Counter(
             "grpc_server_msg_sent_total", "Response messages sent.", GRPC_LABELS, registry=registry
         )
+
+    def _define_redis(self, registry: CollectorRegistry) -> None:
+        """Result cache and job metrics; every label value exists from the start (0, not absent)."""
+        self.cache_lookups = Counter(
+            "seseragi_result_cache_lookups_total",
+            "Result cache lookups, by outcome (error: Redis failed or was slow; served as a miss).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.cache_errors = Counter(
+            "seseragi_result_cache_errors_total",
+            "Redis commands of the result cache that failed or timed out, by operation.",
+            ["operation"],
+            registry=registry,
+        )
+        self.jobs_submitted = Counter(
+            "seseragi_jobs_submitted_total",
+            "Jobs queued (a repeated idempotency key queues nothing).",
+            registry=registry,
+        )
+        self.jobs_ended = Counter(
+            "seseragi_jobs_ended_total",
+            "Jobs that reached a final state here, by that state; each job counts once.",
+            ["state"],
+            registry=registry,
+        )
+        self.job_reclaims = Counter(
+            "seseragi_job_reclaims_total",
+            "Jobs taken over from a worker silent past the visibility timeout.",
+            registry=registry,
+        )
+        self.job_queue_depth = Gauge(
+            "seseragi_job_queue_depth_jobs",
+            "Jobs queued or running in the shared queue (sampled; the same on every replica).",
+            registry=registry,
+        )
+        self.job_queue_capacity = Gauge(
+            "seseragi_job_queue_capacity_jobs",
+            "Most jobs the queue holds before SubmitJob answers RESOURCE_EXHAUSTED.",
+            registry=registry,
+        )
+        for outcome in CACHE_OUTCOMES:
+            self.cache_lookups.labels(outcome)
+        for operation in CACHE_OPERATIONS:
+            self.cache_errors.labels(operation)
+        for state in JOB_END_STATES:
+            self.jobs_ended.labels(state)
 
     def track_engine(
         self,

@@ -2,7 +2,8 @@
 
 The RPC span comes from the OpenTelemetry gRPC instrumentation's grpc.aio server interceptor;
 queue wait, prefill and decode become child spans drawn afterwards from the engine's own
-timestamps, so the engine thread never touches the tracer. Spans leave the process only when
+timestamps, so the engine thread never touches the tracer; a result cache lookup is drawn the
+same way by the servicer. Spans leave the process only when
 an OTLP endpoint is configured.
 """
 
@@ -69,3 +70,14 @@ def record_generation(
     for name, start, end in phases:
         child = tracer.start_span(name, start_time=to_epoch_ns + int(start * 1e9))
         child.end(end_time=to_epoch_ns + int(end * 1e9))
+
+
+def record_cache_lookup(provider: TracerProvider, start_ns: int, end_ns: int, outcome: str) -> None:
+    """A `cache lookup` child of the RPC span, with its outcome (hit, miss or error)."""
+    if not trace.get_current_span().get_span_context().is_valid:
+        return
+    tracer = provider.get_tracer(TRACER_NAME)
+    child = tracer.start_span(
+        "cache lookup", start_time=start_ns, attributes={"seseragi.cache.outcome": outcome}
+    )
+    child.end(end_time=end_ns)

@@ -62,6 +62,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._settings = settings
         self._store = store
         self._backend: Backend | None = None
+        self._draining = False
+
+    def drain(self) -> None:
+        """Refuse new submissions and watches with UNAVAILABLE; the job queue keeps them safe."""
+        self._draining = True
 
     def attach(self, backend: Backend) -> None:
         """Accept jobs once the model is loaded (submission validates with its tokenizer)."""
@@ -71,6 +76,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.SubmitJobResponse:
         backend = self._backend
+        if self._draining:
+            await abort(context, NotReady("the server is shutting down"), "")
         if backend is None:
             await abort(context, NotReady("the model is still loading"), "")
         generate = pb.GenerateRequest()
@@ -139,6 +146,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def WatchJob(
         self, request: jobs_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[jobs_pb2.WatchJobResponse]:
+        if self._draining:  # a watch is resumable: the caller reopens it on another replica
+            await abort(context, NotReady("the server is shutting down"), "")
         async with error_boundary(context, ""):
             owner = caller(context)
             record = await self._store.get(request.job_id, owner)

@@ -1,150 +1,49 @@
 """Jobs in Redis: a hash per job, a stream of events per job, and one queue stream with a group.
 
-Every change of a job's state is one Lua script, so two workers racing on a reclaimed job can
-never both complete it, and each token index enters the job's log at most once.
+Every change of a job's state is one Lua script (see `scripts`), so two workers racing on a
+reclaimed job can never both complete it, and each token index enters the job's log at most once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from seseragi.config import Settings
+from seseragi.server.jobs import scripts
+from seseragi.server.jobs.observer import JobObserver, NullJobObserver
+from seseragi.server.jobs.records import (
+    Claimed,
+    JobEnded,
+    JobNotFound,
+    JobQueueFull,
+    JobRecord,
+    LogEntry,
+    bytes_reply,
+    entries_reply,
+    hash_reply,
+)
+
+__all__ = [
+    "Claimed",
+    "JobEnded",
+    "JobNotFound",
+    "JobQueueFull",
+    "JobRecord",
+    "JobStore",
+    "LogEntry",
+]
 
 GROUP = "workers"
 LIVE_STATES = ("queued", "running")
 ENDED_STATES = ("succeeded", "failed", "cancelled")
-
-_SUBMIT = """
-if ARGV[5] ~= '' then
-  local existing = redis.call('GET', KEYS[2])
-  if existing then return {0, existing} end
-end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[6]) then return {-1, ''} end
-local job = ARGV[1] .. 'job:' .. ARGV[2]
-local msg = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
-redis.call('HSET', job, 'owner', ARGV[3], 'state', 'queued', 'request', ARGV[7],
-  'started', ARGV[8], 'created_ms', ARGV[4], 'updated_ms', ARGV[4], 'tokens', 0,
-  'attempts', 0, 'idempotency_key', ARGV[5], 'message_id', msg)
-if ARGV[5] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[9]) end
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
-return {1, ARGV[2]}
-"""
-
-_BEGIN = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'queued' and state ~= 'running' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'running', 'updated_ms', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return 1
-"""
-
-_APPEND = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end
-if tonumber(ARGV[1]) <= tonumber(redis.call('HGET', KEYS[1], 'tokens')) then return 0 end
-redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'updated_ms', ARGV[3])
-redis.call('XADD', KEYS[2], '*', 'n', ARGV[1], 'k', 'delta', 'e', ARGV[2])
-return 1
-"""
-
-# ARGV: new state, event kind, event bytes, now, ttl, states it may end from (comma list),
-# group, then field/value pairs to set.
-_END = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return false end
-if not string.find(',' .. ARGV[6] .. ',', ',' .. state .. ',', 1, true) then return state end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_ms', ARGV[4])
-for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-local tokens = redis.call('HGET', KEYS[1], 'tokens')
-redis.call('XADD', KEYS[2], '*', 'n', tokens, 'k', ARGV[2], 'e', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local msg = redis.call('HGET', KEYS[1], 'message_id')
-redis.call('XACK', KEYS[3], ARGV[7], msg)
-redis.call('XDEL', KEYS[3], msg)
-return ARGV[1]
-"""
-
-
-class JobNotFound(Exception):
-    """No such job, or it belongs to another caller (the two are not told apart)."""
-
-
-class JobQueueFull(Exception):
-    """The job queue holds `max_queued_jobs` jobs."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    job_id: str
-    owner: str
-    state: str
-    request: bytes
-    started: bytes
-    created_ms: int
-    updated_ms: int
-    tokens: int
-    attempts: int
-    idempotency_key: str
-    result: bytes
-    error_code: str
-    error_message: str
-
-    @classmethod
-    def from_hash(cls, job_id: str, fields: dict[bytes, bytes]) -> JobRecord:
-        def text(name: str) -> str:
-            return fields.get(name.encode(), b"").decode()
-
-        return cls(
-            job_id=job_id,
-            owner=text("owner"),
-            state=text("state"),
-            request=fields.get(b"request", b""),
-            started=fields.get(b"started", b""),
-            created_ms=int(text("created_ms") or 0),
-            updated_ms=int(text("updated_ms") or 0),
-            tokens=int(text("tokens") or 0),
-            attempts=int(text("attempts") or 0),
-            idempotency_key=text("idempotency_key"),
-            result=fields.get(b"result", b""),
-            error_code=text("error_code"),
-            error_message=text("error_message"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One event of a job's log; `tokens` is the generated-token count once it is applied."""
-
-    entry_id: bytes
-    tokens: int
-    kind: str  # delta, final, failed or cancelled
-    event: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    message_id: bytes
-    job_id: str
-
-
-def _fields(reply: Any) -> dict[bytes, bytes]:
-    """redis-py types replies loosely; with decode_responses off a hash is bytes to bytes."""
-    return cast(dict[bytes, bytes], reply)
-
-
-def _bytes(reply: Any) -> bytes:
-    return cast(bytes, reply)
-
-
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """The entries of an XREAD/XREADGROUP reply ([[stream, [(id, fields), ...]], ...])."""
-    return [(entry[0], entry[1]) for _stream, items in reply or () for entry in items if entry[1]]
+DEPTH_SAMPLE_S = 2.0
 
 
 def _now_ms() -> int:
@@ -152,17 +51,24 @@ def _now_ms() -> int:
 
 
 class JobStore:
-    def __init__(self, redis: Redis, blocking: Redis, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        blocking: Redis,
+        settings: Settings,
+        observer: JobObserver | None = None,
+    ) -> None:
         self._redis = redis
+        self._observer = observer or NullJobObserver()
         self._blocking = blocking  # for XREAD/XREADGROUP with BLOCK
         self._prefix = settings.redis_key_prefix
         self._queue = f"{self._prefix}jobs:queue"
         self._ttl_s = settings.job_ttl_seconds
         self._max_queued = settings.max_queued_jobs
-        self._submit = redis.register_script(_SUBMIT)
-        self._begin = redis.register_script(_BEGIN)
-        self._append = redis.register_script(_APPEND)
-        self._end = redis.register_script(_END)
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._begin = redis.register_script(scripts.BEGIN)
+        self._append = redis.register_script(scripts.APPEND)
+        self._end = redis.register_script(scripts.END)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -195,10 +101,12 @@ class JobStore:
         outcome, found = await self._submit(keys=[self._queue, idem, self._owned(owner)], args=args)
         if outcome == -1:
             raise JobQueueFull(f"the job queue is full ({self._max_queued} jobs)")
+        if outcome == 1:
+            self._observer.submitted()
         return found.decode(), outcome == 1
 
     async def get(self, job_id: str, owner: str) -> JobRecord:
-        fields = _fields(await self._redis.hgetall(self._job(job_id)))
+        fields = hash_reply(await self._redis.hgetall(self._job(job_id)))
         record = JobRecord.from_hash(job_id, fields) if fields else None
         if record is None or record.owner != owner:
             raise JobNotFound(f"no job {job_id!r}")
@@ -208,11 +116,11 @@ class JobStore:
         """The owner's jobs, newest first, and whether more follow; forgets expired ones."""
         listed = await self._redis.zrevrange(self._owned(owner), offset, offset + count)
         more = len(listed) > count
-        ids = [_bytes(i).decode() for i in listed[:count]]
+        ids = [bytes_reply(i).decode() for i in listed[:count]]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hgetall(self._job(job_id))
-            found = [_fields(reply) for reply in await pipe.execute()]
+            found = [hash_reply(reply) for reply in await pipe.execute()]
         gone = [job_id for job_id, fields in zip(ids, found, strict=False) if not fields]
         if gone:
             await self._redis.zrem(self._owned(owner), *gone)
@@ -235,7 +143,7 @@ class JobStore:
         reply = await client.xread({self._events(job_id): after}, count=count, block=block_ms)
         return [
             LogEntry(entry_id, int(fields[b"n"]), fields[b"k"].decode(), fields[b"e"])
-            for entry_id, fields in _entries(reply)
+            for entry_id, fields in entries_reply(reply)
         ]
 
     async def claim(self, consumer: str, visibility_ms: int, block_ms: int) -> Claimed | None:
@@ -252,16 +160,24 @@ class JobStore:
         reclaimed: Any = await self._redis.xautoclaim(
             self._queue, GROUP, consumer, min_idle_time=visibility_ms, start_id="0-0", count=1
         )
-        entries = _entries([(self._queue, reclaimed[1])])
-        if not entries:
+        entries = entries_reply([(self._queue, reclaimed[1])])
+        if entries:
+            self._observer.reclaimed()
+        else:
             reply = await self._blocking.xreadgroup(
                 GROUP, consumer, {self._queue: ">"}, count=1, block=block_ms
             )
-            entries = _entries(reply)
-        if not entries:
-            return None
+            entries = entries_reply(reply)
+            if not entries:
+                return None
         message_id, fields = entries[0]
         return Claimed(message_id, fields[b"job"].decode())
+
+    async def sample_depth(self) -> int:
+        """Report the queue's depth (queued and running jobs) to the observer, and return it."""
+        depth = int(await self._redis.xlen(self._queue))
+        self._observer.queue_depth(depth, self._max_queued)
+        return depth
 
     async def renew(self, consumer: str, message_id: bytes) -> None:
         """Tell the other workers this job's worker is alive (resets its idle time)."""
@@ -278,7 +194,7 @@ class JobStore:
         """Mark the job running for one more attempt; None when it needs no work."""
         if not await self._begin(keys=[self._job(job_id)], args=[_now_ms()]):
             return None
-        fields = _fields(await self._redis.hgetall(self._job(job_id)))
+        fields = hash_reply(await self._redis.hgetall(self._job(job_id)))
         return JobRecord.from_hash(job_id, fields)
 
     async def append(self, job_id: str, tokens: int, event: bytes) -> bool:
@@ -297,7 +213,7 @@ class JobStore:
 
     async def state(self, job_id: str) -> str:
         value = await self._redis.hget(self._job(job_id), "state")
-        return "" if value is None else _bytes(value).decode()
+        return "" if value is None else bytes_reply(value).decode()
 
     async def _finish(
         self,
@@ -308,17 +224,19 @@ class JobStore:
         from_states: tuple[str, ...],
         **fields: str | bytes,
     ) -> None:
+        """End the job unless it already left `from_states`; only the call that ends it counts."""
         pairs = [item for name, value in fields.items() for item in (name, value)]
-        await self._end(
+        reply = await self._end(
             keys=[self._job(job_id), self._events(job_id), self._queue],
             args=[state, kind, event, _now_ms(), self._ttl_s, ",".join(from_states), GROUP, *pairs],
         )
+        if reply and int(reply[0]) == 1:
+            self._observer.ended(state)
 
 
-class JobEnded(Exception):
-    """A watched job ended without a result: failed (with the code it failed with) or cancelled."""
-
-    def __init__(self, code: str, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
+async def sample_depth_forever(store: JobStore, every_s: float = DEPTH_SAMPLE_S) -> None:
+    """Keep the queue depth gauge fresh; Redis trouble skips a sample and never ends the loop."""
+    while True:
+        with contextlib.suppress(RedisError, OSError):
+            await store.sample_depth()
+        await asyncio.sleep(every_s)

@@ -58,6 +58,11 @@ class JobWorker:
             self._claiming.cancel()
             await asyncio.gather(self._claiming, return_exceptions=True)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a claimed job is still running here."""
+        return bool(self._running)
+
     async def stop(self) -> None:
         """Stop claiming and drop running jobs; their claims lapse and other workers rerun them."""
         tasks = [t for t in (self._claiming, *self._running) if t is not None]
