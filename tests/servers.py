@@ -25,11 +25,16 @@ os.environ["SESERAGI_RESULT_CACHE"] = "false"
 
 
 class ServerThread:
-    """Start, serve and drain a server with an already loaded model."""
+    """Start, serve and drain a server with an already loaded model.
 
-    def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
+    With `ready=False` the server binds its port but answers UNAVAILABLE (still loading) until
+    the test calls `become_ready()`.
+    """
+
+    def __init__(self, settings: Settings, loaded: LoadedModel, *, ready: bool = True) -> None:
         self.settings = settings
         self._loaded = loaded
+        self._ready = ready
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.running: RunningServer | None = None
@@ -37,8 +42,13 @@ class ServerThread:
     def __enter__(self) -> ServerThread:
         self._thread.start()
         self.running = self._call(start(self.settings))
-        self._call(become_ready(self.running, self._loaded, self.settings))
+        if self._ready:
+            self.become_ready()
         return self
+
+    def become_ready(self) -> None:
+        assert self.running is not None
+        self._call(become_ready(self.running, self._loaded, self.settings))
 
     def __exit__(self, *exc: object) -> None:
         assert self.running is not None

@@ -281,3 +281,18 @@ def test_a_sixty_second_stream_completes_through_envoy(envoy: EnvoyProcess) -> N
     assert result.final is not None
     assert result.final.stop_reason in (pb.STOP_REASON_TIME_LIMIT, pb.STOP_REASON_MAX_TOKENS)
     assert time.monotonic() - started > 15
+
+
+def test_the_python_client_streams_through_envoy_with_a_token(envoy: EnvoyProcess) -> None:
+    from seseragi_client import Client, SeseragiError
+
+    question = [("user", CAPITAL_QUESTION)]
+    with Client(envoy.target, token=token(envoy, "python-client"), timeout=120) as client:
+        streamed = read_stream(client.stream(messages=question, temperature=0.0))
+        unary = client.generate(messages=question, temperature=0.0)
+    assert streamed.final is not None and "Paris" in streamed.text
+    assert streamed.text == unary.text
+    anonymous = Client(envoy.target, timeout=30)
+    with anonymous, pytest.raises(SeseragiError) as refused:
+        list(anonymous.stream(messages=question))
+    assert refused.value.code == grpc.StatusCode.UNAUTHENTICATED
