@@ -50,6 +50,11 @@ class ServerThread:
         assert self.running is not None
         self._call(become_ready(self.running, self._loaded, self.settings))
 
+    def cut_calls(self) -> None:
+        """Stop at once, without a drain: open streams end with UNAVAILABLE mid-way."""
+        assert self.running is not None
+        self._call(self.running.server.stop(0))
+
     def __exit__(self, *exc: object) -> None:
         assert self.running is not None
         self._call(drain_and_stop(self.running, 1.0))
@@ -64,6 +69,10 @@ class ServerThread:
     def stats(self) -> EngineStats:
         assert self.running is not None and self.running.backend is not None
         return self.running.backend.engine.stats()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the server's event loop (where its engine lives) and wait for it."""
+        return self._call(coroutine)
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(120)

@@ -148,6 +148,21 @@ def test_retries_give_up_with_the_last_unavailable(loading_server: ServerThread)
     assert handled(loading_server, "GetModelInfo", "UNAVAILABLE") == 3
 
 
+def test_a_stream_cut_after_its_first_event_is_not_retried(loaded_model: LoadedModel) -> None:
+    seen: list[RetryEvent] = []
+    received: list[pb.GenerateStreamResponse] = []
+    running = ServerThread(make_settings(), loaded_model)
+    with running, Client(running.target, retry_policy=FAST_RETRY, on_retry=seen.append) as client:
+        events = client.stream("Tell me a long story.", max_new_tokens=300)
+        received += [next(events), next(events)]
+        running.cut_calls()
+        with pytest.raises(SeseragiError) as raised:
+            received.extend(events)
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert seen == []  # a retry would have sent `started` and the first tokens again
+    assert received[0].HasField("started") and len(received) >= 2
+
+
 @pytest.fixture(scope="module")
 def jobs_server(loaded_model: LoadedModel) -> Iterator[ServerThread]:
     prefix = f"{REDIS_TEST_PREFIX}client-jobs-{secrets.token_hex(3)}:"
