@@ -361,3 +361,21 @@ def test_the_readme_async_example_runs_through_envoy(envoy: EnvoyProcess) -> Non
     text, summary = result.stdout.splitlines()
     assert text == printed.splitlines()[0]  # greedy: the README's very text
     assert summary.endswith(": 12 tokens")
+
+
+def test_the_cli_passes_its_token_to_envoy(envoy: EnvoyProcess) -> None:
+    def generate(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "seseragi.cli", "generate", "--chat", "--temperature"]
+        return subprocess.run(
+            [*command, "0", "--target", envoy.target, *options, CAPITAL_QUESTION],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    served = generate("--token", token(envoy, "cli-user"))
+    assert served.returncode == 0, served.stderr
+    assert "Paris" in served.stdout
+    refused = generate()
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
