@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import AsyncIterator, Iterator
 
@@ -217,6 +218,33 @@ async def test_async_jobs_cancel_and_not_found(jobs_server: ServerThread) -> Non
     assert missing.value.code == grpc.StatusCode.NOT_FOUND
     assert missing.value.reason == "JOB_NOT_FOUND"
     assert submitted.job.job_id in [j.job_id for j in listed.jobs]
+
+
+def test_watch_job_resumes_on_another_replica_without_repeating_tokens(
+    loaded_model: LoadedModel,
+) -> None:
+    """The watched replica dies mid-stream; the channel's next address serves the rest."""
+    prefix = f"{REDIS_TEST_PREFIX}client-watch-{secrets.token_hex(3)}:"
+    front = ServerThread(make_settings(redis_key_prefix=prefix, job_concurrency=0), loaded_model)
+    runner = ServerThread(make_settings(redis_key_prefix=prefix, job_concurrency=1), loaded_model)
+    seen: list[RetryEvent] = []
+    with front, runner:
+        # pick_first: every call goes to `front` while it is up, then to `runner`.
+        target = f"ipv4:{front.target},{runner.target}"
+        with Client(target, retry_policy=FAST_RETRY, on_retry=seen.append, timeout=300) as client:
+            job_id = client.submit_job("Once upon a time", max_new_tokens=40, temperature=0.0)
+            events = client.watch_job(job_id.job.job_id)
+            received = list(itertools.islice(events, 4))
+            front.cut_calls()
+            received += list(events)
+            job = client.get_job(job_id.job.job_id)
+    delete_keys(front.settings.redis_url, prefix)
+    streamed = read_stream(received)
+    assert [e.error.code for e in seen] == [grpc.StatusCode.UNAVAILABLE] * len(seen) and seen
+    assert streamed.kinds.count("started") == 1 and streamed.final is not None
+    counts = [d.generated_token_count for d in streamed.deltas]
+    assert counts == sorted(set(counts))  # no token twice
+    assert streamed.text == job.result.text and len(job.result.token_ids) == 40
 
 
 def test_the_old_import_path_still_works(server: ServerThread) -> None:

@@ -4,6 +4,9 @@ UNAVAILABLE means the call did not run (no ready server, a draining one, a refus
 so trying again is safe. Every other code is the caller's answer and is raised at once. A stream
 is retried only until its first event arrived: after that a retry would repeat tokens, unless
 the stream can resume where it stopped (WatchJob's `from_index`).
+
+Written here rather than as gRPC's service-config `retryPolicy`, which cannot read `RetryInfo`
+from the status details, resume a WatchJob from an index, or tell the caller about each retry.
 """
 
 from __future__ import annotations
