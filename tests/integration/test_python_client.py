@@ -90,7 +90,7 @@ def test_a_stream_error_is_raised_as_seseragi_error(client: Client) -> None:
 
 def test_a_per_call_deadline_ends_the_call(client: Client) -> None:
     with pytest.raises(SeseragiError) as raised:
-        client.generate("Tell me a long story.", max_new_tokens=400, timeout=0.5)
+        client.generate("Tell me a story.", max_new_tokens=400, min_new_tokens=400, timeout=0.5)
     assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -154,7 +154,7 @@ def test_a_stream_cut_after_its_first_event_is_not_retried(loaded_model: LoadedM
     received: list[pb.GenerateStreamResponse] = []
     running = ServerThread(make_settings(), loaded_model)
     with running, Client(running.target, retry_policy=FAST_RETRY, on_retry=seen.append) as client:
-        events = client.stream("Tell me a long story.", max_new_tokens=300)
+        events = client.stream("Tell me a story.", max_new_tokens=300, min_new_tokens=300)
         received += [next(events), next(events)]
         running.cut_calls()
         with pytest.raises(SeseragiError) as raised:
