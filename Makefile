@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config
+.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config envoy-deploy
 
 run: $(STAMP) model redis ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
 	$(BIN)/seseragi stack
@@ -66,6 +66,9 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 
 envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
 	$(BIN)/seseragi envoy render --out build/envoy
+
+envoy-deploy: $(STAMP) ## Render the committed compose and Kubernetes Envoy configs and rate-limit rules.
+	$(BIN)/seseragi envoy render --target compose --target k8s
 
 lint: $(STAMP) ## ruff, mypy and hadolint.
 	$(BIN)/ruff check .

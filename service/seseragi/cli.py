@@ -101,6 +101,12 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     token = commands.add_parser("token", help="mint a development token (local HS256 key)")
     token.add_argument("--sub", required=True, help="the subject (caller) the token names")
     token.add_argument("--ttl", default="1h", help="lifetime: 90s, 15m, 1h, 7d (default 1h)")
+    token.add_argument(
+        "--alg",
+        choices=["HS256", "ES256"],
+        default="HS256",
+        help="HS256: a local run; ES256: compose/k8s, whose JWKS `seseragi envoy jwks` writes",
+    )
     token.set_defaults(handler=_token)
 
     envoy = commands.add_parser("envoy", help="Envoy's configuration")
@@ -108,11 +114,23 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     render = envoy_commands.add_parser(
         "render", help="write envoy.yaml and the descriptor set from SESERAGI_EDGE_* settings"
     )
-    render.add_argument("--out", type=Path, required=True, help="output directory")
+    render.add_argument("--out", type=Path, help="output directory (a local run)")
     render.add_argument(
         "--listen", default="127.0.0.1", help="listener address (0.0.0.0 in a container)"
     )
+    render.add_argument(
+        "--target",
+        choices=["compose", "k8s"],
+        action="append",
+        help="instead: write the committed config and rate-limit rules of a deployment",
+    )
     render.set_defaults(handler=_render)
+
+    jwks = envoy_commands.add_parser(
+        "jwks", help="write the JWKS (public key) that verifies `seseragi token --alg ES256`"
+    )
+    jwks.add_argument("--out", type=Path, required=True, help="the JWKS file to write")
+    jwks.set_defaults(handler=_jwks)
 
     stack = commands.add_parser(
         "stack", help="run SESERAGI_EDGE_REPLICAS service replicas behind Envoy"
@@ -123,13 +141,31 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _token(args: argparse.Namespace) -> int:
     from seseragi.edge import tokens
 
-    print(tokens.mint(Settings(), args.sub, tokens.parse_ttl(args.ttl)))
+    print(tokens.mint(Settings(), args.sub, tokens.parse_ttl(args.ttl), algorithm=args.alg))
+    return 0
+
+
+def _jwks(args: argparse.Namespace) -> int:
+    from seseragi.edge import keys
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(keys.es256_jwks(keys.dev_es256_key(Settings().edge_dir)))
+    args.out.chmod(0o644)  # public keys only; Envoy's own user reads it in the container
+    print(args.out)
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from seseragi.edge import render
+    from seseragi.edge import deploy, render
 
+    if args.target:
+        for name in args.target:
+            deploy.render_target(Settings(), name)
+            target = deploy.TARGETS[name]  # relative to the repository root
+            print(target.config, target.descriptor, target.rules, sep="\n")
+        return 0
+    if args.out is None:
+        raise SystemExit("seseragi envoy render: give --out DIR or --target compose|k8s")
     rendered = render.render(Settings(), args.out, listen_address=args.listen)
     print(rendered.config)
     return 0

@@ -131,6 +131,18 @@ class Settings(BaseSettings):
     edge_jwks_file: Path | None = Field(
         None, description="JWKS file of RS256/ES256 public keys Envoy accepts."
     )
+    edge_jwks_uri: str = Field(
+        "",
+        description="HTTPS URI of the issuer's JWKS (production); Envoy fetches and caches it.",
+    )
+    edge_jwks_cache_seconds: int = Field(
+        600, ge=1, description="How long Envoy keeps a fetched remote JWKS."
+    )
+    edge_rate_limit_service: str = Field(
+        "",
+        description="host:port of an envoyproxy/ratelimit service; set: the edge limits hold"
+        " across Envoy replicas (global filter) instead of per Envoy (local buckets).",
+    )
     edge_requests_per_minute: int = Field(
         60, ge=1, description="Token bucket per subject at the edge (also the burst)."
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from functools import cache
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from seseragi.config import Settings
+from seseragi.edge import deploy
 from tests.deploy import dockerfile
 from tests.servers import REPO_ROOT
 
@@ -19,6 +23,8 @@ pytestmark = pytest.mark.unit
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields} | {"SESERAGI_REDIS_URL"}
 Object = dict[str, Any]
+# Mounted files a clone does not hold, with the command (documented in the README) that writes one.
+PRODUCED = {"envoy/keys/jwks.json": ["envoy", "jwks", "--out", "envoy/keys/jwks.json"]}
 
 
 def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:
@@ -122,3 +128,76 @@ def test_observability_stack_is_wired_together() -> None:
     assert "./deploy/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in volumes
     scrape = yaml.safe_load((REPO_ROOT / "deploy/compose/prometheus.yml").read_text())
     assert scrape["rule_files"] == ["alerts.yml"]
+
+
+def bind_mounts(service: str) -> dict[str, str]:
+    """Target in the container -> source in the repository, with ${VAR:-default} at its default."""
+    mounts = {}
+    for volume in services()[service].get("volumes", []):
+        expanded = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", volume)
+        source, target = expanded.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = source[2:]
+    return mounts
+
+
+def produce(relative: str, out: Path) -> Path:
+    """Run the README's command for a mounted file that is not committed, writing under `out`."""
+    command = PRODUCED[relative]
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"seseragi {' '.join(command)}" in readme, "the README must say how to produce it"
+    seseragi = Path(sys.executable).parent / "seseragi"
+    environment = {**os.environ, "SESERAGI_CACHE_DIR": str(out / "cache")}
+    subprocess.run(
+        [str(seseragi), *(str(out / a) if a == relative else a for a in command)],
+        env=environment,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return out / relative
+
+
+def test_every_mounted_file_is_committed_or_produced_by_a_documented_command(
+    tmp_path: Path,
+) -> None:
+    sources = {s for name in services() for s in bind_mounts(name).values()}
+    assert "envoy/keys/jwks.json" in sources
+    for source in sorted(sources):
+        if source in PRODUCED:
+            path = produce(source, tmp_path)
+            (key,) = json.loads(path.read_text())["keys"]
+            assert key["kty"] == "EC" and "d" not in key  # public half only
+            assert path.stat().st_mode & 0o044  # Envoy's own user reads it in the container
+            continue
+        assert (REPO_ROOT / source).exists(), source
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", source],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=False,
+        )
+        assert tracked.returncode == 0, f"{source} is mounted but not committed"
+
+
+def test_envoy_mounts_the_rendered_compose_config_and_the_rate_limit_rules() -> None:
+    target = deploy.TARGETS["compose"]
+    envoy = bind_mounts("envoy")
+    assert envoy == {
+        "/etc/envoy/envoy.yaml": str(target.config),
+        str(deploy.DESCRIPTOR): str(target.descriptor),
+        str(deploy.JWKS): "envoy/keys/jwks.json",
+    }
+    assert services()["envoy"]["command"][:2] == ["-c", "/etc/envoy/envoy.yaml"]
+    rules = bind_mounts("ratelimit")["/data/ratelimit/config"]
+    assert (REPO_ROOT / rules / target.rules.name) == REPO_ROOT / target.rules
+    assert sorted(p.name for p in (REPO_ROOT / rules).iterdir()) == [target.rules.name]
+
+
+def test_envoy_and_the_service_share_the_edge_secret_and_admin_stays_inside() -> None:
+    every = services()
+    secret = every["envoy"]["environment"]["SESERAGI_EDGE_SECRET"]
+    assert secret.startswith("${SESERAGI_EDGE_SECRET:?")  # compose refuses to start without it
+    for name in ("seseragi", "seseragi-gpu"):
+        assert every[name]["environment"]["SESERAGI_EDGE_SECRET"] == secret
+    assert "expose" not in every["envoy"]  # the admin port is on the container's loopback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from seseragi.config import Settings
+from seseragi.edge import deploy
 from seseragi.server.app import SERVICE_NAME
 from tests.deploy import dockerfile
 from tests.servers import REPO_ROOT
@@ -140,11 +142,46 @@ def test_only_envoy_reaches_the_service(overlay: str) -> None:
     assert len(selecting_service) == 1
 
 
+def generated(overlay: str, referenced: str, prefix: str) -> Object:
+    """The ConfigMap a Deployment names: kustomize's generator adds a content hash to the name."""
+    assert referenced.startswith(f"{prefix}-"), referenced
+    return find(overlay, "ConfigMap", referenced)
+
+
+def secret_env(container: Object) -> dict[str, tuple[str, str]]:
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    return {name: (ref["name"], ref["key"]) for name, ref in refs.items()}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoy_runs_the_rendered_config_with_its_descriptor_set_and_jwks(overlay: str) -> None:
+    """The ConfigMap holds the files `make envoy-deploy` rendered, mounted where they name."""
+    target = deploy.TARGETS["k8s"]
+    envoy = find(overlay, "Deployment", "envoy")["spec"]["template"]["spec"]
+    (mount,) = envoy["containers"][0]["volumeMounts"]
+    assert mount["mountPath"] == str(deploy.CONFIG_DIR)
+    sources = next(v for v in envoy["volumes"] if v["name"] == mount["name"])["projected"]
+    config_map, secret = (s.get("configMap") or s["secret"] for s in sources["sources"])
+    envoy_config = generated(overlay, config_map["name"], "envoy-config")
+    assert envoy_config["data"]["envoy.yaml"] == (REPO_ROOT / target.config).read_text()
+    descriptor = base64.b64decode(envoy_config["binaryData"]["seseragi.binpb"])
+    assert descriptor == (REPO_ROOT / target.descriptor).read_bytes()
+    jwks = deploy.JWKS.relative_to(deploy.CONFIG_DIR)
+    assert secret["name"] == "seseragi-jwt-jwks"
+    assert secret["items"] == [{"key": "jwks.json", "path": str(jwks)}]
+    assert "optional" not in secret  # no JWKS, no Envoy: never one that lets tokens through
+    edge_secret = ("seseragi-edge", "secret")
+    assert secret_env(envoy["containers"][0]) == {"SESERAGI_EDGE_SECRET": edge_secret}
+    assert secret_env(container(overlay, "seseragi")) == {"SESERAGI_EDGE_SECRET": edge_secret}
+    ports = {p["containerPort"] for p in envoy["containers"][0]["ports"]}
+    assert ports == {8080}  # the admin listens on the pod's loopback only
+    ratelimit = find(overlay, "Deployment", "ratelimit")["spec"]["template"]["spec"]
+    rules = generated(overlay, ratelimit["volumes"][0]["configMap"]["name"], "ratelimit-config")
+    assert rules["data"] == {"config.yaml": (REPO_ROOT / target.rules).read_text()}
+
+
 def test_envoy_gateway_mounts_its_config_and_redis_keeps_an_append_only_file() -> None:
     envoy = find("cpu", "Deployment", "envoy")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in envoy["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == "envoy-config"
-    assert "envoy.yaml" in find("cpu", "ConfigMap", "envoy-config")["data"]
     assert envoy["containers"][0]["image"].startswith("envoyproxy/envoy:v1.40")
     redis = find("cpu", "StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     assert redis["args"][redis["args"].index("--appendonly") + 1] == "yes"

@@ -98,6 +98,12 @@ def test_grpcurl_lists_calls_and_streams_through_envoy(envoy: EnvoyProcess) -> N
     assert '"final"' in stream.stdout and "Paris" in stream.stdout
 
 
+def test_reflection_without_a_token_is_refused(envoy: EnvoyProcess) -> None:
+    listed = grpcurl("-plaintext", envoy.target, "list")
+    assert listed.returncode != 0
+    assert "Unauthenticated" in listed.stderr, listed.stderr
+
+
 def test_the_printed_grpcurl_command_works(envoy: EnvoyProcess) -> None:
     from seseragi.edge.stack import grpcurl_command
 

@@ -16,13 +16,14 @@ import grpc
 import pytest
 
 from seseragi.edge import tokens
-from seseragi.v1 import generation_pb2_grpc
+from seseragi.v1 import generation_pb2, generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings, free_port
 from tests.helpers import as_stream, chat, read_stream
 
 pytestmark = pytest.mark.e2e
 SECRET = "test-edge-secret"
 STREAMS = 6
+BURST = 24
 
 
 class Replica:
@@ -114,6 +115,18 @@ def stream_all(envoy: EnvoyProcess, pool: ThreadPoolExecutor, count: int) -> lis
     return [pool.submit(one) for _ in range(count)]
 
 
+def tokenize_all(envoy: EnvoyProcess, count: int) -> tuple[int, int]:
+    """`count` Tokenize calls at once through Envoy: (succeeded, failed)."""
+    token = tokens.mint(envoy.settings, "burst", 600)
+    metadata = (("authorization", f"Bearer {token}"),)
+    with grpc.insecure_channel(envoy.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = generation_pb2.TokenizeRequest(prompt="a burst of calls")
+        calls = [stub.Tokenize.future(request, metadata=metadata, timeout=60) for _ in range(count)]
+        failed = sum(1 for call in calls if call.exception() is not None)
+    return count - failed, failed
+
+
 def outcomes(futures: list[Future[object]]) -> tuple[int, int]:
     failed = sum(1 for f in futures if f.exception(timeout=300) is not None)
     return len(futures) - failed, failed
@@ -121,6 +134,12 @@ def outcomes(futures: list[Future[object]]) -> tuple[int, int]:
 
 def active_on(envoy: EnvoyProcess, replica: Replica) -> int:
     return int(host_flags(envoy, replica.port).get("rq_active", "0"))
+
+
+def busiest(envoy: EnvoyProcess, replicas: list[Replica]) -> Replica:
+    """The replica with the most streams once all have started (Envoy may not split them evenly)."""
+    wait_for(lambda: sum(active_on(envoy, r) for r in replicas) >= STREAMS, 60, "streams started")
+    return max(replicas, key=lambda r: active_on(envoy, r))
 
 
 def test_a_hung_replica_leaves_rotation_within_seconds(
@@ -148,14 +167,18 @@ def test_a_hung_replica_leaves_rotation_within_seconds(
 def test_sigterm_on_a_replica_fails_no_call(stack: tuple[EnvoyProcess, list[Replica]]) -> None:
     envoy, replicas = stack
     both_healthy(envoy, replicas)
-    draining = replicas[0]
     with ThreadPoolExecutor(STREAMS + 4) as pool:
         futures = stream_all(envoy, pool, STREAMS)
-        wait_for(lambda: active_on(envoy, draining) > 0, 60, "a stream on the replica")
+        draining = busiest(envoy, replicas)
         draining.signal(signal.SIGTERM)
         time.sleep(0.5)
         futures += stream_all(envoy, pool, 4)
+        # A burst while Envoy still routes to the draining replica: more refusals at once than
+        # Envoy's default of 3 concurrent retries, all of which must move to the other replica.
+        burst = tokenize_all(envoy, BURST)
         assert outcomes(futures) == (STREAMS + 4, 0)
+    assert burst == (BURST, 0)
+    assert envoy.stat("cluster.seseragi.upstream_rq_retry_overflow") == 0
     assert draining.process is not None and draining.process.wait(120) == 0
     draining.start()
 
@@ -165,10 +188,9 @@ def test_sigkill_fails_only_calls_in_flight_on_it(
 ) -> None:
     envoy, replicas = stack
     both_healthy(envoy, replicas)
-    victim = replicas[0]
     with ThreadPoolExecutor(STREAMS) as pool:
         futures = stream_all(envoy, pool, STREAMS)
-        wait_for(lambda: active_on(envoy, victim) > 0, 60, "a stream on the replica")
+        victim = busiest(envoy, replicas)
         on_victim = active_on(envoy, victim)
         victim.signal(signal.SIGKILL)
         _, failed = outcomes(futures)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from seseragi.config import Settings
-from seseragi.edge import descriptor
+from seseragi.edge import descriptor, ratelimit
 from seseragi.edge.keys import dev_key, hs256_jwks
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "envoy" / "envoy.yaml.j2"
 MAX_SUBJECTS = 100_000  # dynamic per-subject buckets Envoy keeps (least recently used go first)
+SECRET_FROM_ENV = "%ENVIRONMENT(SESERAGI_EDGE_SECRET)%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,13 @@ def token_bucket(requests_per_minute: int) -> dict[str, object]:
     }
 
 
+def host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.strip().rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def upstreams(settings: Settings) -> list[tuple[str, int]]:
-    pairs = []
-    for address in settings.edge_upstreams.split(","):
-        host, _, port = address.strip().rpartition(":")
-        pairs.append((host.strip("[]"), int(port)))
-    return pairs
+    return [host_port(address) for address in settings.edge_upstreams.split(",")]
 
 
 def _is_ip(host: str) -> bool:
@@ -59,19 +62,56 @@ def jwt_providers(settings: Settings) -> list[dict[str, str]]:
         providers.append({"name": "dev_hs256", "inline": hs256_jwks(dev_key(settings.edge_dir))})
     if settings.edge_jwks_file is not None:
         providers.append({"name": "jwks", "filename": str(settings.edge_jwks_file.resolve())})
+    if settings.edge_jwks_uri:
+        providers.append({"name": "remote_jwks", "uri": settings.edge_jwks_uri})
     if not providers:
-        raise ValueError("no token issuer: set SESERAGI_EDGE_JWKS_FILE or SESERAGI_EDGE_DEV_TOKENS")
+        raise ValueError(
+            "no token issuer: set SESERAGI_EDGE_JWKS_FILE, SESERAGI_EDGE_JWKS_URI"
+            " or SESERAGI_EDGE_DEV_TOKENS"
+        )
     return providers
 
 
-def render_text(settings: Settings, descriptor_path: Path, listen_address: str) -> str:
+def jwks_issuer(settings: Settings) -> dict[str, object] | None:
+    """The cluster Envoy fetches a remote JWKS through (TLS for https, as issuers serve it)."""
+    if not settings.edge_jwks_uri:
+        return None
+    uri = urllib.parse.urlsplit(settings.edge_jwks_uri)
+    if uri.scheme not in ("https", "http") or not uri.hostname:
+        raise ValueError(f"SESERAGI_EDGE_JWKS_URI is not an http(s) URI: {settings.edge_jwks_uri}")
+    tls = uri.scheme == "https"
+    return {
+        "host": uri.hostname,
+        "port": uri.port or (443 if tls else 80),
+        "tls": tls,
+        "cache_s": settings.edge_jwks_cache_seconds,
+    }
+
+
+def rate_limit_service(settings: Settings) -> dict[str, object] | None:
+    """The global rate-limit service, when one is set: its address and the descriptor keys."""
+    if not settings.edge_rate_limit_service:
+        return None
+    host, port = host_port(settings.edge_rate_limit_service)
+    return {"host": host, "port": port, **ratelimit.descriptors()}
+
+
+def render_text(
+    settings: Settings, descriptor_path: Path, listen_address: str, *, secret_from_env: bool = False
+) -> str:
+    """Envoy's config; `secret_from_env` reads the edge secret from Envoy's environment instead
+    of writing it into the file, so a committed container config holds no secret."""
     hosts = upstreams(settings)
     template = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
+    # Header values are Envoy format strings: `%` is literal only when doubled.
+    secret = SECRET_FROM_ENV if secret_from_env else settings.edge_secret.replace("%", "%%")
     text: str = template.render(
         listen_address=listen_address,
         listen_port=settings.edge_port,
         admin_port=settings.edge_admin_port,
-        edge_secret=settings.edge_secret,
+        edge_secret=secret,
+        jwks_issuer=jwks_issuer(settings),
+        rate_limit_service=rate_limit_service(settings),
         upstreams=hosts,
         cluster_type="STATIC" if all(_is_ip(h) for h, _ in hosts) else "STRICT_DNS",
         jwt_providers=jwt_providers(settings),

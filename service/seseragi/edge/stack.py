@@ -8,6 +8,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,21 @@ def edge_settings(settings: Settings) -> Settings:
             "edge_upstreams": ",".join(f"{settings.host}:{port}" for port in ports),
         }
     )
+
+
+def ports_in_use(settings: Settings) -> list[int]:
+    """The stack's ports that something else already holds (another `make run`, say)."""
+    wanted = [port for _, port in render.upstreams(settings)]
+    wanted += [settings.edge_port, settings.edge_admin_port]
+    busy = []
+    for port in wanted:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def replica_env(settings: Settings, port: int) -> dict[str, str]:
@@ -97,6 +113,10 @@ def grpcurl_command(settings: Settings, token: str) -> str:
 def run(settings: Settings) -> int:
     """Start everything, print how to call it; on SIGINT/SIGTERM stop without cutting streams."""
     stack = edge_settings(settings)
+    busy = ports_in_use(stack)
+    if busy:
+        print(f"ports already in use on 127.0.0.1: {busy}; is another stack running?", flush=True)
+        return 1
     rendered = render.render(stack, stack.edge_dir / "local")
     # Own sessions: Ctrl-C reaches only this process, which stops the others in order.
     processes = [
@@ -130,6 +150,7 @@ def run(settings: Settings) -> int:
             process.send_signal(signal.SIGTERM)
         for process in processes:
             process.wait(stack.shutdown_grace_seconds + 10)
+        failed = envoy.poll() not in (None, 0) and not stop["requested"]
         envoy.terminate()
         envoy.wait(10)
-    return 0
+    return 1 if failed else 0

@@ -81,12 +81,20 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
     )
 
 
+# Envoy takes a replica out of rotation at once when a response carries this header, instead of
+# after its next failed health checks; its retry of the refused call then goes elsewhere.
+LEAVE_ROTATION = ("x-envoy-immediate-health-check-fail", "true")
+
+
 async def abort(context: grpc.aio.ServicerContext, exc: BaseException, request_id: str) -> NoReturn:
     status = to_status(exc, request_id)
+    metadata: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),
+    )
+    if isinstance(exc, NotReady):
+        metadata += (LEAVE_ROTATION,)  # grpc wants a tuple here; a list fails the call
     await context.abort(
-        grpc.StatusCode[code_pb2.Code.Name(status.code)],
-        status.message,
-        trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        grpc.StatusCode[code_pb2.Code.Name(status.code)], status.message, trailing_metadata=metadata
     )
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seseragi.config import Settings
 from seseragi.edge import render
@@ -38,6 +39,11 @@ VARIANTS = {
         "0.0.0.0",
     ),
     "open-reflection": ({"edge_open_reflection": True, "edge_cors_origins": ""}, "127.0.0.1"),
+    "remote-jwks": (
+        {"edge_jwks_uri": "https://issuer.example.com/.well-known/jwks.json"},
+        "127.0.0.1",
+    ),
+    "global-rate-limits": ({"edge_rate_limit_service": "ratelimit:8081"}, "0.0.0.0"),
 }
 
 
@@ -90,3 +96,31 @@ def test_token_bucket_holds_a_minute_and_refills_evenly(
     per_minute: int, bucket: dict[str, object]
 ) -> None:
     assert render.token_bucket(per_minute) == bucket
+
+
+def test_remote_jwks_is_fetched_over_tls_and_cached(tmp_path: Path) -> None:
+    uri = "https://login.example.com:8443/keys"
+    overrides = {"edge_jwks_uri": uri, "edge_jwks_cache_seconds": 900, "edge_dev_tokens": False}
+    text = render.render_text(settings(tmp_path, **overrides), tmp_path / "d", "127.0.0.1")
+    config = yaml.safe_load(text)
+    manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    jwt = next(
+        f for f in manager["typed_config"]["http_filters"] if f["name"].endswith("jwt_authn")
+    )
+    remote = jwt["typed_config"]["providers"]["remote_jwks"]["remote_jwks"]
+    assert remote["http_uri"] == {"uri": uri, "cluster": "jwks_issuer", "timeout": "5s"}
+    assert remote["cache_duration"] == "900s"
+    cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "jwks_issuer")
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert address["address"]["socket_address"] == {
+        "address": "login.example.com",
+        "port_value": 8443,
+    }
+    tls = cluster["transport_socket"]["typed_config"]
+    assert tls["sni"] == "login.example.com"
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"]
+
+
+def test_a_percent_in_the_edge_secret_is_sent_literally(tmp_path: Path) -> None:
+    text = render.render_text(settings(tmp_path, edge_secret="a%b"), tmp_path / "d", "127.0.0.1")
+    assert '"a%%b"' in text and "ENVIRONMENT" not in text
