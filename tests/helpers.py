@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from seseragi.v1 import generation_pb2 as pb
 
@@ -50,3 +54,27 @@ def read_stream(events: Iterable[pb.GenerateStreamResponse]) -> StreamResult:
         elif kind == "final":
             result.final = event.final
     return result
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects grpcurl prints one after another for a stream."""
+    decoder = json.JSONDecoder()
+    objects: list[dict[str, Any]] = []
+    position = 0
+    while (position := _skip_space(text, position)) < len(text):
+        value, position = decoder.raw_decode(text, position)
+        objects.append(value)
+    return objects
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def readme_python_examples() -> list[tuple[str, str]]:
+    """The README's ```python blocks with the ```console output printed under each, in order."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    pattern = r"^```python\n(.*?)^```\n\n[^`]*?```console\n(.*?)^```$"
+    return re.findall(pattern, readme, flags=re.MULTILINE | re.DOTALL)

@@ -26,11 +26,16 @@ os.environ["SESERAGI_RESULT_CACHE"] = "false"
 
 
 class ServerThread:
-    """Start, serve and drain a server with an already loaded model."""
+    """Start, serve and drain a server with an already loaded model.
 
-    def __init__(self, settings: Settings, loaded: LoadedModel) -> None:
+    With `ready=False` the server binds its port but answers UNAVAILABLE (still loading) until
+    the test calls `become_ready()`.
+    """
+
+    def __init__(self, settings: Settings, loaded: LoadedModel, *, ready: bool = True) -> None:
         self.settings = settings
         self._loaded = loaded
+        self._ready = ready
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.running: RunningServer | None = None
@@ -39,8 +44,18 @@ class ServerThread:
     def __enter__(self) -> ServerThread:
         self._thread.start()
         self.running = self._call(start(self.settings))
-        self._call(become_ready(self.running, self._loaded, self.settings))
+        if self._ready:
+            self.become_ready()
         return self
+
+    def become_ready(self) -> None:
+        assert self.running is not None
+        self._call(become_ready(self.running, self._loaded, self.settings))
+
+    def cut_calls(self) -> None:
+        """Stop at once, without a drain: open streams end with UNAVAILABLE mid-way."""
+        assert self.running is not None
+        self._call(self.running.server.stop(0))
 
     def __exit__(self, *exc: object) -> None:
         assert self.running is not None
@@ -67,6 +82,10 @@ class ServerThread:
     def stats(self) -> EngineStats:
         assert self.running is not None and self.running.backend is not None
         return self.running.backend.engine.stats()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run `coroutine` on the server's event loop (where its engine lives) and wait for it."""
+        return self._call(coroutine)
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(120)

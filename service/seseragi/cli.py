@@ -6,10 +6,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from google.protobuf import json_format
 
 from seseragi.config import DEFAULT_MODEL, Settings
+
+if TYPE_CHECKING:
+    from seseragi_client import Client
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,12 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--target", default=None, help="server address (default: SESERAGI_HOST:PORT)"
     )
+    _add_connection_options(generate)
     generate.set_defaults(handler=_generate)
 
     info = commands.add_parser(
         "info", help="print the served model and the server's limits as JSON"
     )
     info.add_argument("--target", default=None)
+    _add_connection_options(info)
     info.set_defaults(handler=_info)
 
     health = commands.add_parser(
@@ -80,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     pull = model_commands.add_parser("pull", help="install and convert the configured model once")
     pull.set_defaults(handler=_pull)
     return parser
+
+
+def _add_connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--token", default=None, help="bearer token for Envoy (`seseragi token` mints one)"
+    )
+    command.add_argument(
+        "--tls", action="store_true", help="connect with TLS (the system's root certificates)"
+    )
 
 
 def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -203,9 +218,14 @@ def _target(args: argparse.Namespace) -> str:
     return args.target or Settings().address
 
 
+def _client(args: argparse.Namespace) -> Client:
+    from seseragi_client import Client
+
+    return Client(_target(args), token=args.token, tls=args.tls)
+
+
 def _generate(args: argparse.Namespace) -> int:
-    from seseragi_client import Client, SeseragiError
-    from seseragi_client.client import build_request
+    from seseragi_client import SeseragiError, build_request
 
     request = build_request(
         prompt=None if args.chat else args.prompt,
@@ -215,7 +235,7 @@ def _generate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         stop=args.stop,
     )
-    with Client(_target(args)) as client:
+    with _client(args) as client:
         try:
             if not args.stream:
                 print(client.generate(request).text)
@@ -234,9 +254,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from seseragi_client import Client
-
-    with Client(_target(args)) as client:
+    with _client(args) as client:
         print(json_format.MessageToJson(client.model_info()))
     return 0
 

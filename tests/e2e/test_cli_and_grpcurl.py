@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import CAPITAL_QUESTION
+from tests.helpers import CAPITAL_QUESTION, json_objects, readme_python_examples
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +115,83 @@ def test_cli_info_prints_model_json(server: ServerThread) -> None:
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["modelId"] == "smollm2-135m-instruct" and info["device"] == "cpu"
+
+
+def test_grpcurl_lists_and_describes_every_service(server: ServerThread) -> None:
+    jobs = grpcurl("-plaintext", server.target, "list", "seseragi.v1.JobService")
+    assert jobs.returncode == 0, jobs.stderr
+    assert jobs.stdout.split() == [
+        f"seseragi.v1.JobService.{name}"
+        for name in ("CancelJob", "GetJob", "ListJobs", "SubmitJob", "WatchJob")
+    ]
+    described = grpcurl("-plaintext", server.target, "describe", "seseragi.v1.GenerationService")
+    for rpc in ("Generate", "GenerateStream", "Tokenize", "GetModelInfo"):
+        assert f"rpc {rpc} (" in described.stdout
+
+
+def call(server: ServerThread, method: str, body: object | None = None) -> dict[str, Any]:
+    data = ["-d", json.dumps(body)] if body is not None else []
+    result = grpcurl("-plaintext", *data, server.target, method)
+    assert result.returncode == 0, result.stderr
+    reply: dict[str, Any] = json.loads(result.stdout)
+    return reply
+
+
+def test_grpcurl_tokenize_and_model_info(server: ServerThread) -> None:
+    tokens = call(server, "seseragi.v1.GenerationService/Tokenize", {"prompt": "The river flows"})
+    assert tokens["token_count"] == len(tokens["token_ids"]) == 3
+    assert tokens["rendered_text"] == "The river flows"
+    info = call(server, "seseragi.v1.GenerationService/GetModelInfo")
+    assert info["model_id"] == "smollm2-135m-instruct" and info["limits"]["max_new_tokens"] > 0
+
+
+def test_grpcurl_jobs_submit_get_watch_list_cancel(server: ServerThread) -> None:
+    jobs = "seseragi.v1.JobService"
+    request = {"prompt": "Once upon a time", "sampling": {"temperature": 0}}
+    key = secrets.token_hex(6)
+    submitted = call(
+        server,
+        f"{jobs}/SubmitJob",
+        {"request": {**request, "stopping": {"max_new_tokens": 6}}, "idempotency_key": key},
+    )
+    job_id = submitted["job"]["job_id"]
+    assert submitted["created"] and submitted["job"]["idempotency_key"] == key
+    job = wait_for_job(server, job_id)
+    assert job["state"] == "JOB_STATE_SUCCEEDED" and job["result"]["text"]
+    watched = grpcurl(
+        "-plaintext",
+        "-d",
+        json.dumps({"job_id": job_id, "from_index": 4}),
+        server.target,
+        f"{jobs}/WatchJob",
+    )
+    events = [e["event"] for e in json_objects(watched.stdout)]
+    assert next(iter(events[0])) == "started" and next(iter(events[-1])) == "final"
+    assert [e["delta"]["generated_token_count"] for e in events if "delta" in e] == [5, 6]
+    listed = call(server, f"{jobs}/ListJobs", {"page_size": 100})
+    assert job_id in [j["job_id"] for j in listed["jobs"]]
+    long = call(server, f"{jobs}/SubmitJob", {"request": {"prompt": "Tell me a long story"}})
+    cancelled = call(server, f"{jobs}/CancelJob", {"job_id": long["job"]["job_id"]})
+    assert cancelled["job"]["state"] == "JOB_STATE_CANCELLED"
+
+
+def wait_for_job(server: ServerThread, job_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        job: dict[str, Any] = call(server, "seseragi.v1.JobService/GetJob", {"job_id": job_id})[
+            "job"
+        ]
+        if job["state"] not in ("JOB_STATE_QUEUED", "JOB_STATE_RUNNING"):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+def test_the_readme_python_example_runs_as_printed(server: ServerThread) -> None:
+    example, printed = readme_python_examples()[0]
+    assert 'Client("127.0.0.1:50051"' in example
+    script = example.replace("127.0.0.1:50051", server.target)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed  # greedy, so the very text the README shows

@@ -1,5 +1,23 @@
-"""A small typed Python client for Seseragi over the generated gRPC stubs."""
+"""A small typed Python client for Seseragi over the generated gRPC stubs.
 
-from seseragi_client.client import Client, SeseragiError
+The request and response types are the generated `seseragi.v1` modules (`generation_pb2`,
+`jobs_pb2`), installed with this package from `service/seseragi/v1`.
+"""
 
-__all__ = ["Client", "SeseragiError"]
+from seseragi_client.async_client import AsyncClient
+from seseragi_client.errors import SeseragiError
+from seseragi_client.requests import GenerateParams, Turn, build_request
+from seseragi_client.retry import NO_RETRY, RetryEvent, RetryPolicy
+from seseragi_client.sync_client import Client
+
+__all__ = [
+    "NO_RETRY",
+    "AsyncClient",
+    "Client",
+    "GenerateParams",
+    "RetryEvent",
+    "RetryPolicy",
+    "SeseragiError",
+    "Turn",
+    "build_request",
+]
