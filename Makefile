@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config
+.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
+  client-tools clients-deps clients clients-check web clients-go
 
-run: $(STAMP) model redis ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
+run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
 	$(BIN)/seseragi stack
 
-test: $(STAMP) model redis observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
+test: $(STAMP) model redis observability-tools lint proto-check clients-check web clients-go ## Set up everything, then run every check and the whole test suite.
 	$(BIN)/pytest
 
 venv: $(STAMP)
@@ -63,6 +64,56 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 	@tmp=$$(mktemp -d) && cp -r $(GEN_DIR) $$tmp/before && $(MAKE) --no-print-directory proto >/dev/null \
 	  && diff -r $$tmp/before $(GEN_DIR) && echo "generated code is current" \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
+
+# --- Clients in other languages (clients/web, clients/node, clients/go) ---
+# Debian packages they need, installed once when missing: Node and npm, Chromium for the page
+# test, Go with Debian's gRPC and protobuf sources (built offline in GOPATH mode: no module proxy).
+CLIENT_COMMANDS := node:nodejs npm:npm chromium:chromium go:golang-go \
+  protoc-gen-go:protoc-gen-go protoc-gen-go-grpc:protoc-gen-go-grpc
+GOCODE := /usr/share/gocode/src
+GO_SOURCES := grpc:golang-google-grpc-dev protobuf:golang-google-protobuf-dev \
+  genproto:golang-google-genproto-dev
+client-tools:
+	@missing=""; \
+	for pair in $(CLIENT_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	for pair in $(GO_SOURCES); do \
+	  test -d $(GOCODE)/google.golang.org/$${pair%%:*} || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+# npm packages from each lockfile with `npm ci`, again only when the lockfile changes.
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+clients/%/node_modules/.installed: clients/%/package-lock.json | client-tools
+	cd clients/$* && $(NPM_CI)
+	touch $@
+
+clients-deps: client-tools clients/web/node_modules/.installed clients/node/node_modules/.installed
+
+clients: $(STAMP) clients-deps ## Regenerate the TypeScript and Go code from protos/ (committed).
+	rm -rf clients/web/src/gen clients/go/gen
+	$(BIN)/buf generate --template clients/web/buf.gen.yaml
+	$(BIN)/buf generate --template clients/go/buf.gen.yaml
+
+clients-check: $(STAMP) clients-deps ## Fail when the committed client code differs from the protos'.
+	@tmp=$$(mktemp -d) && cp -r clients/web/src/gen $$tmp/web && cp -r clients/go/gen $$tmp/go \
+	  && $(MAKE) --no-print-directory clients >/dev/null \
+	  && diff -r $$tmp/web clients/web/src/gen && diff -r $$tmp/go clients/go/gen \
+	  && echo "generated client code is current" \
+	  || { echo "generated client code is stale: run 'make clients' and commit"; exit 1; }
+	cd clients/web && npx tsc --noEmit
+	@test -z "$$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
+
+web: clients-deps ## Bundle the chat page into clients/web/dist (esbuild).
+	cd clients/web && node build.mjs
+
+# The Go example, built offline against Debian's sources: GOPATH holds a link to this repository
+# under the module path the protos' go_package names, then /usr/share/gocode.
+GO_LINK := build/gopath/src/github.com/seseragi/seseragi
+clients-go: client-tools ## Build the Go example into build/bin/seseragi-stream.
+	mkdir -p $(dir $(GO_LINK)) && ln -sfn $(CURDIR) $(GO_LINK)
+	GO111MODULE=off GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode go build \
+	  -o build/bin/seseragi-stream github.com/seseragi/seseragi/clients/go/cmd/seseragi-stream
 
 envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
 	$(BIN)/seseragi envoy render --out build/envoy
