@@ -54,10 +54,12 @@ async function generate(): Promise<void> {
   setState("streaming");
   const sentAt = performance.now();
   let firstAt: number | null = null;
+  let started = "";
   try {
     for await (const event of streamGeneration(input, running.signal)) {
       if (event.kind === "started") {
-        $("message").textContent = `seed ${event.seed}, ${event.inputTokens} input tokens`;
+        started = `seed ${event.seed}, ${event.inputTokens} input tokens`;
+        $("message").textContent = started;
       } else if (event.kind === "delta") {
         firstAt ??= performance.now();
         output.textContent += event.text;
@@ -66,7 +68,7 @@ async function generate(): Promise<void> {
         $("reason").textContent = event.cached ? `${event.stopReason} (cached)` : event.stopReason;
       }
     }
-    setState("done");
+    setState("done", started);
   } catch (error) {
     const { failure, message } = explain(error);
     setState(failure === "stopped" ? "stopped" : "error", message);
