@@ -66,19 +66,16 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
 # --- Clients in other languages (clients/web, clients/node, clients/go) ---
-# Debian packages they need, installed once when missing: Node and npm, Chromium for the page
-# test, Go with Debian's gRPC and protobuf sources (built offline in GOPATH mode: no module proxy).
-CLIENT_COMMANDS := node:nodejs npm:npm chromium:chromium go:golang-go \
-  protoc-gen-go:protoc-gen-go protoc-gen-go-grpc:protoc-gen-go-grpc
-GOCODE := /usr/share/gocode/src
-GO_SOURCES := grpc:golang-google-grpc-dev protobuf:golang-google-protobuf-dev \
-  genproto:golang-google-genproto-dev
+# Debian packages they need, installed once when missing: Node and npm (unless already on PATH),
+# Chromium for the page test, and Go with Debian's gRPC and protobuf sources, which the Go example
+# builds against offline (no module proxy). grpc 1.33 needs golang/protobuf 1.5 (the APIv2 shim).
+CLIENT_DEBS := chromium golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+  golang-google-protobuf-dev golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev
 client-tools:
 	@missing=""; \
-	for pair in $(CLIENT_COMMANDS); do \
-	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
-	for pair in $(GO_SOURCES); do \
-	  test -d $(GOCODE)/google.golang.org/$${pair%%:*} || missing="$$missing $${pair#*:}"; done; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	for deb in $(CLIENT_DEBS); do dpkg -s $$deb >/dev/null 2>&1 || missing="$$missing $$deb"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
