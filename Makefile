@@ -133,3 +133,4 @@ bench-redis: $(STAMP) model redis ## Result-cache hit vs miss latency; job throu
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf clients/web/node_modules clients/node/node_modules clients/web/dist build/gopath build/bin
