@@ -100,6 +100,7 @@ clients-check: $(STAMP) clients-deps ## Fail when the committed client code diff
 	  || { echo "generated client code is stale: run 'make clients' and commit"; exit 1; }
 	cd clients/web && npx tsc --noEmit
 	@test -z "$$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
+	$(MAKE) --no-print-directory clients-go GO_CMD=vet GO_PKGS="$(GO_MAIN) $(GO_MODULE)/gen/seseragi/v1"
 
 web: clients-deps ## Bundle the chat page into clients/web/dist (esbuild).
 	cd clients/web && node build.mjs
@@ -107,10 +108,13 @@ web: clients-deps ## Bundle the chat page into clients/web/dist (esbuild).
 # The Go example, built offline against Debian's sources: GOPATH holds a link to this repository
 # under the module path the protos' go_package names, then /usr/share/gocode.
 GO_LINK := build/gopath/src/github.com/seseragi/seseragi
+GO_MODULE := github.com/seseragi/seseragi/clients/go
+GO_MAIN := $(GO_MODULE)/cmd/seseragi-stream
+GO_CMD := build -o build/bin/seseragi-stream
+GO_PKGS := $(GO_MAIN)
 clients-go: client-tools ## Build the Go example into build/bin/seseragi-stream.
 	mkdir -p $(dir $(GO_LINK)) && ln -sfn $(CURDIR) $(GO_LINK)
-	GO111MODULE=off GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode go build \
-	  -o build/bin/seseragi-stream github.com/seseragi/seseragi/clients/go/cmd/seseragi-stream
+	GO111MODULE=off GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode go $(GO_CMD) $(GO_PKGS)
 
 envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
 	$(BIN)/seseragi envoy render --out build/envoy

@@ -25,7 +25,7 @@ from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import generation_pb2_grpc
 from tests import clients
 from tests.edges import EnvoyProcess, edge_settings
-from tests.helpers import chat
+from tests.helpers import as_stream, chat
 from tests.servers import REPO_ROOT, ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,9 @@ QUESTION = "Write a short poem about a mountain stream."
 
 @pytest.fixture(scope="module")
 def server(loaded_model: LoadedModel) -> Iterator[ServerThread]:
-    with ServerThread(make_settings(edge_secret=SECRET), loaded_model) as running:
+    # One generation per caller at a time, so a caller already streaming sees the overload message.
+    settings = make_settings(edge_secret=SECRET, max_requests_per_caller=1)
+    with ServerThread(settings, loaded_model) as running:
         yield running
 
 
@@ -157,3 +159,21 @@ def test_a_spent_bucket_reads_as_a_rate_limit(
         seen = open_page(page_server, limited, token, maxTokens=4)
     assert seen["state"] == "error" and seen["failure"] == "rate-limit", seen["message"]
     assert "Rate limited" in seen["message"]
+
+
+def test_a_caller_over_its_concurrency_cap_reads_as_overload(
+    page_server: PageServer, envoy: EnvoyProcess
+) -> None:
+    token = tokens.mint(envoy.settings, "page-busy", 600)
+    with grpc.insecure_channel(envoy.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        holding = stub.GenerateStream(
+            as_stream(chat(QUESTION, max_new_tokens=512)),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=300,
+        )
+        assert next(holding).HasField("started")  # this caller's one slot is taken
+        seen = open_page(page_server, envoy, token, maxTokens=4)
+        holding.cancel()
+    assert seen["state"] == "error" and seen["failure"] == "overload", seen["message"]
+    assert "busy" in seen["message"]

@@ -37,11 +37,17 @@ function setState(state: "streaming" | "done" | "stopped" | "error", message = "
   $<HTMLButtonElement>("stop").disabled = state !== "streaming";
 }
 
-function showTimings(sentAt: number, firstAt: number | null, tokens: number): void {
-  if (firstAt === null) return;
-  $("ttft").textContent = `${Math.round(firstAt - sentAt)} ms`;
-  const seconds = (performance.now() - firstAt) / 1000;
-  $("tps").textContent = seconds > 0 && tokens > 1 ? ((tokens - 1) / seconds).toFixed(1) : "–";
+interface First {
+  at: number; // when the first delta arrived
+  tokens: number; // tokens it carried
+}
+
+/** Tokens/s counts tokens after the first delta, so a cached answer (one delta) shows none. */
+function showTimings(sentAt: number, first: First, tokens: number): void {
+  $("ttft").textContent = `${Math.round(first.at - sentAt)} ms`;
+  const seconds = (performance.now() - first.at) / 1000;
+  const later = tokens - first.tokens;
+  $("tps").textContent = later > 0 && seconds > 0 ? (later / seconds).toFixed(1) : "–";
   $("tokens").textContent = String(tokens);
 }
 
@@ -53,7 +59,7 @@ async function generate(): Promise<void> {
   for (const id of ["ttft", "tps", "tokens", "reason"]) $(id).textContent = "–";
   setState("streaming");
   const sentAt = performance.now();
-  let firstAt: number | null = null;
+  let first: First | null = null;
   let started = "";
   try {
     for await (const event of streamGeneration(input, running.signal)) {
@@ -61,9 +67,9 @@ async function generate(): Promise<void> {
         started = `seed ${event.seed}, ${event.inputTokens} input tokens`;
         $("message").textContent = started;
       } else if (event.kind === "delta") {
-        firstAt ??= performance.now();
+        first ??= { at: performance.now(), tokens: event.generatedTokens };
         output.textContent += event.text;
-        showTimings(sentAt, firstAt, event.generatedTokens);
+        showTimings(sentAt, first, event.generatedTokens);
       } else {
         $("reason").textContent = event.cached ? `${event.stopReason} (cached)` : event.stopReason;
       }
