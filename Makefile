@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config envoy-deploy
+.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
+  envoy-deploy node-tools client-tools clients-deps clients clients-check web clients-go
 
-run: $(STAMP) model redis ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
+run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
 	$(BIN)/seseragi stack
 
-test: $(STAMP) model redis observability-tools lint proto-check ## Set up everything, then run every check and the whole test suite.
+test: $(STAMP) model redis observability-tools lint proto-check clients-check web clients-go ## Set up everything, then run every check and the whole test suite.
 	$(BIN)/pytest
 
 venv: $(STAMP)
@@ -64,6 +65,59 @@ proto-check: $(STAMP) ## Fail when the committed generated code differs from wha
 	  && diff -r $$tmp/before $(GEN_DIR) && echo "generated code is current" \
 	  || { echo "generated code is stale: run 'make proto' and commit"; exit 1; }
 
+# --- Clients in other languages (clients/web, clients/node, clients/go) ---
+# Debian packages they need, installed once when missing: Node and npm (unless already on PATH),
+# Chromium for the page test, and Go with Debian's gRPC and protobuf sources, which the Go example
+# builds against offline (no module proxy). grpc 1.33 needs golang/protobuf 1.5 (the APIv2 shim).
+CLIENT_DEBS := chromium golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+  golang-google-protobuf-dev golang-google-genproto-dev golang-github-golang-protobuf-1-5-dev
+node-tools: ## Node and npm, which the chat page's build needs (`make run` too).
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(SUDO) apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+
+client-tools: node-tools
+	@missing=""; \
+	for deb in $(CLIENT_DEBS); do dpkg -s $$deb >/dev/null 2>&1 || missing="$$missing $$deb"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+# npm packages from each lockfile with `npm ci`, again only when the lockfile changes.
+NPM_CI := npm ci --no-audit --no-fund --loglevel=error
+clients/%/node_modules/.installed: clients/%/package-lock.json | node-tools
+	cd clients/$* && $(NPM_CI)
+	touch $@
+
+clients-deps: client-tools clients/web/node_modules/.installed clients/node/node_modules/.installed
+
+clients: $(STAMP) clients-deps proto ## Regenerate every client's code (Python, TypeScript, Go) from protos/.
+	rm -rf clients/web/src/gen clients/go/gen
+	$(BIN)/buf generate --template clients/web/buf.gen.yaml
+	$(BIN)/buf generate --template clients/go/buf.gen.yaml
+
+clients-check: $(STAMP) clients-deps ## Fail when the committed client code differs from the protos'.
+	@tmp=$$(mktemp -d) && cp -r clients/web/src/gen $$tmp/web && cp -r clients/go/gen $$tmp/go \
+	  && $(MAKE) --no-print-directory clients >/dev/null \
+	  && diff -r $$tmp/web clients/web/src/gen && diff -r $$tmp/go clients/go/gen \
+	  && echo "generated client code is current" \
+	  || { echo "generated client code is stale: run 'make clients' and commit"; exit 1; }
+	cd clients/web && npx tsc --noEmit
+	@test -z "$$(gofmt -l clients/go)" || { gofmt -l clients/go; exit 1; }
+	$(MAKE) --no-print-directory clients-go GO_CMD=vet GO_PKGS="$(GO_MAIN) $(GO_MODULE)/gen/seseragi/v1"
+
+web: clients/web/node_modules/.installed ## Bundle the chat page into clients/web/dist (esbuild).
+	cd clients/web && node build.mjs
+
+# The Go example, built offline against Debian's sources: GOPATH holds a link to this repository
+# under the module path the protos' go_package names, then /usr/share/gocode.
+GO_LINK := build/gopath/src/github.com/seseragi/seseragi
+GO_MODULE := github.com/seseragi/seseragi/clients/go
+GO_MAIN := $(GO_MODULE)/cmd/seseragi-stream
+GO_CMD := build -o build/bin/seseragi-stream
+GO_PKGS := $(GO_MAIN)
+clients-go: client-tools ## Build the Go example into build/bin/seseragi-stream.
+	mkdir -p $(dir $(GO_LINK)) && ln -sfn $(CURDIR) $(GO_LINK)
+	GO111MODULE=off GOPATH=$(CURDIR)/build/gopath:/usr/share/gocode go $(GO_CMD) $(GO_PKGS)
+
 envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
 	$(BIN)/seseragi envoy render --out build/envoy
 
@@ -88,3 +142,4 @@ bench-redis: $(STAMP) model redis ## Result-cache hit vs miss latency; job throu
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf clients/web/node_modules clients/node/node_modules clients/web/dist build/gopath build/bin

@@ -152,6 +152,13 @@ class Settings(BaseSettings):
     edge_cors_origins: str = Field(
         "http://localhost:3000", description="Comma-separated origins gRPC-Web browsers may use."
     )
+    web_port: int = Field(
+        3000,
+        ge=-1,
+        le=65535,
+        description="Port of the chat page `seseragi stack` serves on loopback (-1: none); its"
+        " origin is added to the CORS origins.",
+    )
     edge_open_reflection: bool = Field(
         False, description="Serve gRPC reflection through Envoy without a token."
     )

@@ -1,4 +1,5 @@
-"""`make run`'s stack as a user runs it: the printed command works, and Ctrl-C cuts no stream."""
+"""`make run`'s stack as a user runs it: the printed command and chat page work, and Ctrl-C
+cuts no stream."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +37,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[s
         "SESERAGI_PORT": str(free_port()),
         "SESERAGI_EDGE_PORT": str(port),
         "SESERAGI_EDGE_ADMIN_PORT": str(free_port()),
+        "SESERAGI_WEB_PORT": str(free_port()),
         "SESERAGI_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
@@ -67,11 +70,24 @@ def printed_token(lines: queue.Queue[str], timeout_s: float) -> str:
     pytest.fail("the stack printed no token")
 
 
+def printed_page_url(lines: queue.Queue[str], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1)).strip()
+        if line.startswith("http://127.0.0.1:") and "#edge=" in line:
+            return line
+    pytest.fail("the stack printed no chat page URL")
+
+
 def test_stopping_the_stack_finishes_streams_in_flight(
     stack: tuple[subprocess.Popen[str], queue.Queue[str], str],
 ) -> None:
     process, lines, target = stack
     token = printed_token(lines, timeout_s=300)
+    page = printed_page_url(lines, timeout_s=30)
+    assert page.endswith(f"&token={token}")
+    with urllib.request.urlopen(page.partition("#")[0], timeout=30) as reply:
+        assert "<title>Seseragi chat</title>" in reply.read().decode()
     with grpc.insecure_channel(target) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))

@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seseragi.config import Settings
-from seseragi.edge import render, tokens
+from seseragi.edge import render, tokens, web
 
 SERVICE = "seseragi.v1.GenerationService"
 EXAMPLE = (
@@ -37,13 +37,22 @@ def envoy_binary() -> str:
     return found
 
 
+def page_origin(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.web_port}"
+
+
 def edge_settings(settings: Settings) -> Settings:
-    """The settings every process of the stack shares: one secret, one upstream per replica."""
+    """The settings every process of the stack shares: one secret, one upstream per replica,
+    and the chat page's origin among those Envoy lets call it from a browser."""
     ports = [settings.port + i for i in range(settings.edge_replicas)]
+    origins = settings.edge_cors_origins
+    if settings.web_port >= 0 and page_origin(settings) not in origins.split(","):
+        origins = f"{origins},{page_origin(settings)}" if origins else page_origin(settings)
     return settings.model_copy(
         update={
             "edge_secret": settings.edge_secret or secrets.token_urlsafe(32),
             "edge_upstreams": ",".join(f"{settings.host}:{port}" for port in ports),
+            "edge_cors_origins": origins,
         }
     )
 
@@ -61,6 +70,17 @@ def ports_in_use(settings: Settings) -> list[int]:
             except OSError:
                 busy.append(port)
     return busy
+
+
+def page_server(settings: Settings) -> contextlib.AbstractContextManager[object]:
+    """The chat page on loopback, or nothing when it is off or not built (`make web`)."""
+    if settings.web_port < 0:
+        return contextlib.nullcontext()
+    try:
+        return web.PageServer("127.0.0.1", settings.web_port)
+    except (FileNotFoundError, OSError) as error:
+        print(f"chat page not served: {error}", file=sys.stderr)
+        return contextlib.nullcontext()
 
 
 def replica_env(settings: Settings, port: int) -> dict[str, str]:
@@ -110,6 +130,19 @@ def grpcurl_command(settings: Settings, token: str) -> str:
     )
 
 
+def announce(stack: Settings, page: object) -> None:
+    """Print a token, a grpcurl command through Envoy and, when served, the chat page's URL."""
+    token = tokens.mint(stack, "dev", 12 * 3600)
+    print(f"\nSeseragi is up behind Envoy on 127.0.0.1:{stack.edge_port}")
+    print(f"token (sub=dev, 12h):\n{token}\n")
+    print(f"{grpcurl_command(stack, token)}\n")
+    if isinstance(page, web.PageServer):
+        edge_url = f"http://127.0.0.1:{stack.edge_port}"
+        print("chat page (the token rides in the URL fragment, which is never sent):")
+        print(f"{web.page_url(page.origin, edge_url, token)}\n")
+    sys.stdout.flush()
+
+
 def run(settings: Settings) -> int:
     """Start everything, print how to call it; on SIGINT/SIGTERM stop without cutting streams."""
     stack = edge_settings(settings)
@@ -137,13 +170,11 @@ def run(settings: Settings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.update(requested=True))
     try:
-        if wait_ready(f"127.0.0.1:{stack.edge_port}", timeout_s=300):
-            token = tokens.mint(stack, "dev", 12 * 3600)
-            print(f"\nSeseragi is up behind Envoy on 127.0.0.1:{stack.edge_port}")
-            print(f"token (sub=dev, 12h):\n{token}\n")
-            print(f"{grpcurl_command(stack, token)}\n", flush=True)
-        while not stop["requested"] and envoy.poll() is None:
-            time.sleep(0.2)
+        with page_server(stack) as page:
+            if wait_ready(f"127.0.0.1:{stack.edge_port}", timeout_s=300):
+                announce(stack, page)
+            while not stop["requested"] and envoy.poll() is None:
+                time.sleep(0.2)
     finally:
         drain_envoy(stack.edge_admin_port, stack.shutdown_grace_seconds)
         for process in processes:
