@@ -121,14 +121,14 @@ clients-go: client-tools ## Build the Go example into build/bin/seseragi-stream.
 envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor set into build/envoy.
 	$(BIN)/seseragi envoy render --out build/envoy
 
-envoy-deploy: $(STAMP) ## Render the committed compose and Kubernetes Envoy configs and rate-limit rules.
-	$(BIN)/seseragi envoy render --target compose --target k8s
+envoy-deploy: $(STAMP) ## Render the committed compose, Kubernetes and sidecar Envoy configs and rate-limit rules.
+	$(BIN)/seseragi envoy render --target compose --target k8s --target sidecar
 
 lint: $(STAMP) ## ruff, mypy and hadolint.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/hadolint --failure-threshold info Dockerfile
+	$(BIN)/hadolint --failure-threshold info Dockerfile envoy/sidecar.Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

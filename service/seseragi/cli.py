@@ -120,7 +120,7 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     render.add_argument(
         "--target",
-        choices=["compose", "k8s"],
+        choices=["compose", "k8s", "sidecar"],
         action="append",
         help="instead: write the committed config and rate-limit rules of a deployment",
     )
@@ -162,10 +162,10 @@ def _render(args: argparse.Namespace) -> int:
         for name in args.target:
             deploy.render_target(Settings(), name)
             target = deploy.TARGETS[name]  # relative to the repository root
-            print(target.config, target.descriptor, target.rules, sep="\n")
+            print(*(p for p in (target.config, target.descriptor, target.rules) if p), sep="\n")
         return 0
     if args.out is None:
-        raise SystemExit("seseragi envoy render: give --out DIR or --target compose|k8s")
+        raise SystemExit("seseragi envoy render: give --out DIR or --target compose|k8s|sidecar")
     rendered = render.render(Settings(), args.out, listen_address=args.listen)
     print(rendered.config)
     return 0

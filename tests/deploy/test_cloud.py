@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from seseragi.config import Settings
+from seseragi.edge import deploy
 from seseragi.server.app import SERVICE_NAME
 from tests.deploy import dockerfile
 from tests.servers import REPO_ROOT
@@ -54,8 +55,15 @@ def test_ecs_tasks_health_check_like_the_image_and_outlast_the_drain(name: str) 
     assert envoy["dependsOn"] == [{"containerName": "seseragi", "condition": "HEALTHY"}]
     assert [p["appProtocol"] for p in envoy["portMappings"]] == ["grpc"]
     assert env["SESERAGI_HOST"] == "127.0.0.1"  # only the Envoy sidecar in the task reaches it
-    assert {s["name"] for s in seseragi["secrets"]} == {"SESERAGI_REDIS_URL"}
-    assert any("jwt" in s["valueFrom"] for s in envoy["secrets"])
+    assert {s["name"] for s in seseragi["secrets"]} == {
+        "SESERAGI_REDIS_URL",
+        "SESERAGI_EDGE_SECRET",
+    }
+    envoy_secrets = {s["name"]: s["valueFrom"] for s in envoy["secrets"]}
+    assert "jwt" in envoy_secrets["ENVOY_JWKS"]  # graceful-envoy writes it where Envoy reads it
+    edge_secret = next(s for s in seseragi["secrets"] if s["name"] == "SESERAGI_EDGE_SECRET")
+    assert envoy_secrets["SESERAGI_EDGE_SECRET"] == edge_secret["valueFrom"]
+    assert envoy["image"].split("/")[-1].startswith("seseragi-envoy:")
 
 
 def test_fargate_runs_the_cpu_image_and_ec2_the_cuda_image_on_a_gpu() -> None:
@@ -114,8 +122,31 @@ def test_azure_publishes_only_envoy_and_probes_with_the_health_command() -> None
     assert seseragi["readinessProbe"]["exec"]["command"] == image_check
     assert seseragi["livenessProbe"]["exec"]["command"] == ["seseragi", "health"]
     envoy = containers["envoy"]
-    assert envoy["image"].startswith("envoyproxy/envoy:v1.40")
+    assert envoy["image"].split("/")[-1].startswith("seseragi-envoy:")  # envoy/sidecar.Dockerfile
+    (mount,) = envoy["volumeMounts"]
+    assert mount["mountPath"] == str(deploy.JWKS.parent)
     volumes = {v["name"]: v for v in properties["volumes"]}
-    assert {"envoy.yaml", "jwks.json"} <= set(volumes["envoy-config"]["secret"])
+    assert set(volumes[mount["name"]]["secret"]) == {deploy.JWKS.name}
+    secrets = [
+        {e["name"]: e for e in c["environmentVariables"]}["SESERAGI_EDGE_SECRET"]
+        for c in (seseragi, envoy)
+    ]
+    assert secrets[0] == secrets[1] and "secureValue" in secrets[0]
     redis = next(e for e in seseragi["environmentVariables"] if e["name"] == "SESERAGI_REDIS_URL")
     assert "secureValue" in redis and "value" not in redis
+
+
+def test_the_sidecar_image_bakes_in_the_committed_sidecar_config() -> None:
+    """What envoy/sidecar.Dockerfile copies is what `make envoy-deploy` renders for it."""
+    text = (REPO_ROOT / "envoy" / "sidecar.Dockerfile").read_text()
+    copies = dict(line.split()[1:3] for line in text.splitlines() if line.startswith("COPY "))
+    target = deploy.TARGETS["sidecar"]
+    assert copies[str(target.config.relative_to("envoy"))] == "/etc/envoy/envoy.yaml"
+    assert copies[str(target.descriptor.relative_to("envoy"))] == str(deploy.DESCRIPTOR)
+    assert (
+        copies[str(deploy.GRACEFUL_ENVOY.relative_to("envoy"))] == "/usr/local/bin/graceful-envoy"
+    )
+    config = yaml.safe_load((REPO_ROOT / target.config).read_text())
+    cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == "seseragi")
+    endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 50051}

@@ -71,3 +71,18 @@ def test_sigterm_lets_the_open_stream_finish_then_exits_zero(
     assert wrapper.wait(60) == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", settings.edge_port), timeout=5)
+
+
+def test_a_jwks_passed_in_the_environment_is_written_where_envoy_reads_it(tmp_path: Path) -> None:
+    """ECS hands secrets over as environment variables; Envoy reads the JWKS from a file."""
+    jwks = tmp_path / "jwt" / "jwks.json"
+    jwks.parent.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "ENVOY_BIN": "true",  # stands in for Envoy: only the file matters here
+        "ENVOY_JWKS": '{"keys": []}',
+        "ENVOY_JWKS_FILE": str(jwks),
+    }
+    done = subprocess.run(["bash", str(WRAPPER)], env=env, timeout=30, check=False)
+    assert done.returncode == 0
+    assert jwks.read_text() == '{"keys": []}'

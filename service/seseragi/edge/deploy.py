@@ -1,9 +1,11 @@
-"""Envoy's config for docker compose and Kubernetes, rendered into the repository and committed.
+"""Envoy's config for containers, rendered into the repository and committed.
 
-Both run the official Envoy image beside `envoyproxy/ratelimit`, so they differ from a local run
-in what lives where: replicas and the rate-limit service by DNS name, the descriptor set and the
-JWKS as mounted files, the edge secret from Envoy's environment (never in the file), and limits
-counted by the rate-limit service so they hold across Envoy replicas.
+Compose and Kubernetes run the official Envoy image beside `envoyproxy/ratelimit`, so they differ
+from a local run in what lives where: replicas and the rate-limit service by DNS name, the
+descriptor set and the JWKS as mounted files, the edge secret from Envoy's environment (never in
+the file), and limits counted by the rate-limit service so they hold across Envoy replicas. The
+sidecar variant (ECS, Azure Container Instances) runs one Envoy per task in front of the service
+on the task's loopback, with its own token buckets.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DESCRIPTOR = CONFIG_DIR / "seseragi.binpb"
 JWKS = CONFIG_DIR / "jwt" / "jwks.json"
 UPSTREAM = "seseragi:50051"  # compose service / headless Kubernetes Service: every replica
 RATE_LIMIT_SERVICE = "ratelimit:8081"
+SIDECAR_UPSTREAM = "127.0.0.1:50051"  # the service in the same task, on its loopback
 # Envoy exits at once on SIGTERM; containers run it through this wrapper, which drains first.
 GRACEFUL_ENVOY = Path("envoy/bin/graceful-envoy")
 
@@ -32,8 +35,9 @@ class Target:
 
     config: Path
     descriptor: Path
-    rules: Path
+    rules: Path | None  # the global rate-limit service's rules; None: Envoy's own buckets
     wrapper: Path = GRACEFUL_ENVOY  # compose mounts the original; kustomize needs a copy
+    upstream: str = UPSTREAM
 
 
 TARGETS = {
@@ -49,38 +53,45 @@ TARGETS = {
         rules=Path("deploy/k8s/base/envoy/ratelimit.yaml"),
         wrapper=Path("deploy/k8s/base/envoy/graceful-envoy"),
     ),
+    # Baked into the sidecar image (envoy/sidecar.Dockerfile) that deploy/cloud runs.
+    "sidecar": Target(
+        config=Path("envoy/rendered/envoy.sidecar.yaml"),
+        descriptor=Path("envoy/rendered/seseragi.binpb"),
+        rules=None,
+        upstream=SIDECAR_UPSTREAM,
+    ),
 }
 
 
-def container_settings(settings: Settings) -> Settings:
+def container_settings(settings: Settings, target: Target | None = None) -> Settings:
     """The limits, issuer and CORS of `settings`, with a container's addresses and files.
 
     Development tokens are off (their key is on a developer's disk); tokens are checked against
     the mounted JWKS, or the remote one when SESERAGI_EDGE_JWKS_URI is set.
     """
+    target = target or TARGETS["compose"]
     return settings.model_copy(
         update={
-            "edge_upstreams": UPSTREAM,
-            "edge_rate_limit_service": RATE_LIMIT_SERVICE,
+            "edge_upstreams": target.upstream,
+            "edge_rate_limit_service": RATE_LIMIT_SERVICE if target.rules else None,
             "edge_dev_tokens": False,
             "edge_jwks_file": None if settings.edge_jwks_uri else JWKS,
         }
     )
 
 
-def config_text(settings: Settings) -> str:
+def config_text(settings: Settings, target: Target | None = None) -> str:
     return render.render_text(
-        container_settings(settings), DESCRIPTOR, "0.0.0.0", secret_from_env=True
+        container_settings(settings, target), DESCRIPTOR, "0.0.0.0", secret_from_env=True
     )
 
 
 def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
     """Write target `name`'s Envoy config, descriptor set and rate-limit rules under `root`."""
     target = TARGETS[name]
-    files = {
-        target.config: config_text(settings),
-        target.rules: ratelimit.service_config_text(settings),
-    }
+    files = {target.config: config_text(settings, target)}
+    if target.rules is not None:
+        files[target.rules] = ratelimit.service_config_text(settings)
     for relative, text in files.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
@@ -93,5 +104,9 @@ def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
         os.chmod(root / relative, 0o644)
     os.chmod(root / target.wrapper, 0o755)
     return Target(
-        root / target.config, root / target.descriptor, root / target.rules, root / target.wrapper
+        root / target.config,
+        root / target.descriptor,
+        None if target.rules is None else root / target.rules,
+        root / target.wrapper,
+        target.upstream,
     )

@@ -19,6 +19,7 @@ from tests.servers import REPO_ROOT
 pytestmark = pytest.mark.unit
 Object = dict[str, Any]
 TARGETS = sorted(deploy.TARGETS)
+SHARED_LIMITS = sorted(name for name, target in deploy.TARGETS.items() if target.rules)
 
 # envoyproxy/ratelimit's YAML rules (src/config/config_impl.go): it refuses unknown keys.
 RATE_LIMIT_SCHEMA: Object = {
@@ -62,8 +63,9 @@ def committed(name: str) -> deploy.Target:
     return deploy.Target(
         REPO_ROOT / target.config,
         REPO_ROOT / target.descriptor,
-        REPO_ROOT / target.rules,
+        None if target.rules is None else REPO_ROOT / target.rules,
         REPO_ROOT / target.wrapper,
+        target.upstream,
     )
 
 
@@ -96,7 +98,8 @@ def test_committed_files_equal_a_fresh_render(tmp_path: Path, name: str) -> None
     """`make envoy-deploy` was run after the last change to the template or the settings."""
     fresh, current = deploy.render_target(Settings(), name, tmp_path), committed(name)
     assert current.config.read_text() == fresh.config.read_text(), "run `make envoy-deploy`"
-    assert current.rules.read_text() == fresh.rules.read_text(), "run `make envoy-deploy`"
+    if current.rules is not None and fresh.rules is not None:
+        assert current.rules.read_text() == fresh.rules.read_text(), "run `make envoy-deploy`"
     descriptors = [
         descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
         for path in (current.descriptor, fresh.descriptor)
@@ -136,9 +139,13 @@ def test_container_config_holds_no_secret_and_keeps_admin_off_the_network(name: 
     assert listener["address"] == "0.0.0.0"
     assert text.count(render.SECRET_FROM_ENV) == 2 and '"kty"' not in text  # no key inline
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
-    assert clusters["seseragi"]["type"] == "STRICT_DNS"
+    host, _, port = deploy.TARGETS[name].upstream.rpartition(":")
+    assert clusters["seseragi"]["type"] == ("STATIC" if host[0].isdigit() else "STRICT_DNS")
     endpoint = clusters["seseragi"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
-    assert endpoint["endpoint"]["address"]["socket_address"]["address"] == "seseragi"
+    assert endpoint["endpoint"]["address"]["socket_address"] == {
+        "address": host,
+        "port_value": int(port),
+    }
     (jwt,) = (f for f in http_filters(config) if f["name"].endswith("jwt_authn"))
     (provider,) = jwt["typed_config"]["providers"].values()
     assert provider["local_jwks"] == {"filename": str(deploy.JWKS)}
@@ -157,9 +164,10 @@ def emitted_descriptors(config: Object) -> list[tuple[str, str | None]]:
     return emitted
 
 
-@pytest.mark.parametrize("name", TARGETS)
+@pytest.mark.parametrize("name", SHARED_LIMITS)
 def test_rate_limit_rules_match_the_service_schema_and_envoys_descriptors(name: str) -> None:
     current = committed(name)
+    assert current.rules is not None
     rules = yaml.safe_load(current.rules.read_text())
     jsonschema.validate(rules, RATE_LIMIT_SCHEMA)
     config = yaml.safe_load(current.config.read_text())
@@ -194,3 +202,12 @@ def test_local_buckets_and_global_rules_come_from_the_same_numbers(tmp_path: Pat
     assert {r["key"]: r["rate_limit"]["requests_per_unit"] for r in rules} == per_minute
     assert {r["rate_limit"]["unit"] for r in rules} == {"minute"}
     assert per_minute == {"subject": 7, "global": 700}
+
+
+def test_the_sidecar_counts_its_own_buckets_and_needs_no_rate_limit_service() -> None:
+    """One Envoy per task (ECS, ACI): no `ratelimit` service runs beside it."""
+    config = yaml.safe_load(committed("sidecar").config.read_text())
+    names = [f["name"] for f in http_filters(config)]
+    assert "envoy.filters.http.local_ratelimit" in names
+    assert not any(name.endswith(".ratelimit") for name in names)
+    assert "ratelimit" not in {c["name"] for c in config["static_resources"]["clusters"]}
