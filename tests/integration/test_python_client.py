@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -29,8 +30,19 @@ def client(server: ServerThread) -> Iterator[Client]:
         yield opened
 
 
-def handled(server: ServerThread, method: str, code: str) -> float:
-    """Calls the server ended with `code`, from its own metrics: attempts counted server-side."""
+def handled(server: ServerThread, method: str, code: str, expected: float = 0.0) -> float:
+    """Calls the server ended with `code`, from its own metrics: attempts counted server-side.
+
+    The server counts a call just after its status went out, so a client can see the status
+    first: wait (bounded) for the `expected` count, then return what is there."""
+    deadline = time.monotonic() + 10
+    while _handled(server, method, code) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # and a moment longer, so a count above `expected` shows too
+    return _handled(server, method, code)
+
+
+def _handled(server: ServerThread, method: str, code: str) -> float:
     assert server.running is not None
     labels = {
         "grpc_type": "unary",
@@ -71,14 +83,14 @@ def test_invalid_argument_names_the_field_and_is_not_retried(
 ) -> None:
     retries: list[RetryEvent] = []
     with Client(server.target, retry_policy=FAST_RETRY, on_retry=retries.append) as retrying:
-        before = handled(server, "Generate", "INVALID_ARGUMENT")
+        before = _handled(server, "Generate", "INVALID_ARGUMENT")
         with pytest.raises(SeseragiError) as raised:
             retrying.generate("hello", temperature=7.0)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "sampling.temperature" in raised.value.field_violations()
     assert raised.value.reason  # ErrorInfo decoded
     assert retries == []
-    assert handled(server, "Generate", "INVALID_ARGUMENT") == before + 1
+    assert handled(server, "Generate", "INVALID_ARGUMENT", before + 1) == before + 1
 
 
 def test_a_stream_error_is_raised_as_seseragi_error(client: Client) -> None:
@@ -121,8 +133,8 @@ def test_unavailable_while_loading_is_retried_until_served(loading_server: Serve
     assert [e.attempt for e in seen] == [1, 2]
     assert all(e.error.code == grpc.StatusCode.UNAVAILABLE for e in seen)
     assert seen[0].error.reason == "NOT_SERVING"
-    assert handled(loading_server, "Generate", "UNAVAILABLE") == 2
-    assert handled(loading_server, "Generate", "OK") == 1
+    assert handled(loading_server, "Generate", "UNAVAILABLE", 2) == 2
+    assert handled(loading_server, "Generate", "OK", 1) == 1
 
 
 async def test_an_async_stream_is_retried_before_its_first_event(
@@ -146,7 +158,7 @@ def test_retries_give_up_with_the_last_unavailable(loading_server: ServerThread)
     ):
         client.model_info()
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
-    assert handled(loading_server, "GetModelInfo", "UNAVAILABLE") == 3
+    assert handled(loading_server, "GetModelInfo", "UNAVAILABLE", 3) == 3
 
 
 def test_a_stream_cut_after_its_first_event_is_not_retried(loaded_model: LoadedModel) -> None:
