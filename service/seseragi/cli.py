@@ -166,7 +166,10 @@ def _render(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise SystemExit("seseragi envoy render: give --out DIR or --target compose|k8s|sidecar")
-    rendered = render.render(Settings(), args.out, listen_address=args.listen)
+    try:
+        rendered = render.render(Settings(), args.out, listen_address=args.listen)
+    except ValueError as error:  # a setting is missing or malformed: say which, no traceback
+        raise SystemExit(f"seseragi envoy render: {error}") from None
     print(rendered.config)
     return 0
 

@@ -64,6 +64,10 @@ def test_rendered_config_validates(tmp_path: Path, variant: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert rendered.config.stat().st_mode & 0o077 == 0  # it holds the edge secret
+    # Open client connections are bounded (Envoy warns at start-up when nothing bounds them).
+    overload = yaml.safe_load(rendered.config.read_text())["overload_manager"]
+    (monitor,) = overload["resource_monitors"]
+    assert monitor["typed_config"]["max_active_downstream_connections"] > 0
 
 
 def test_admin_listens_on_loopback_only(tmp_path: Path) -> None:
