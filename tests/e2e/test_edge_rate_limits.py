@@ -48,6 +48,10 @@ def test_alice_is_limited_while_bob_is_served_then_alice_refills(envoy: EnvoyPro
         with pytest.raises(grpc.RpcError) as refused:
             model_info(stub, alice)
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        # A refused gRPC call is trailers-only: the rate-limit headers arrive as its metadata.
+        metadata = dict(refused.value.trailing_metadata() or ())  # type: ignore[attr-defined]
+        assert int(metadata["x-ratelimit-limit"]) == PER_MINUTE
+        assert metadata["x-ratelimit-remaining"] == "0"
         model_info(stub, bob)
 
         with pytest.raises(urllib.error.HTTPError) as rest_refused:
