@@ -96,17 +96,18 @@ def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
     descriptor.build(root / target.descriptor)
-    if target.wrapper != GRACEFUL_ENVOY or root != REPO:
-        (root / target.wrapper).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / GRACEFUL_ENVOY, root / target.wrapper)
+    wrapper = root / target.wrapper
+    if wrapper != REPO / GRACEFUL_ENVOY:  # a copy, where the original cannot be mounted
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / GRACEFUL_ENVOY, wrapper)
     # Read by Envoy's own user in the container; nothing secret is in these files.
-    for relative in (*files, target.descriptor, target.wrapper):
+    for relative in (*files, target.descriptor):
         os.chmod(root / relative, 0o644)
-    os.chmod(root / target.wrapper, 0o755)
+    os.chmod(wrapper, 0o755)
     return Target(
         root / target.config,
         root / target.descriptor,
         None if target.rules is None else root / target.rules,
-        root / target.wrapper,
+        wrapper,
         target.upstream,
     )
