@@ -42,6 +42,19 @@ class Backend:
     tokenizer: TextTokenizer
     info: ModelInfo
 
+    async def parse(
+        self, request: GenerateMessage, settings: Settings, time_remaining: float | None
+    ) -> Request:
+        """Validate, render and tokenize off the event loop (tokenizing long inputs blocks)."""
+        return await asyncio.to_thread(
+            parse_generate,
+            request,
+            self.tokenizer,
+            settings,
+            self.info.context_length,
+            time_remaining,
+        )
+
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(
@@ -192,14 +205,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await abort(context, exc, request.request_id)
         context.add_done_callback(lambda _: self._caller_slots.release(who))
         try:
-            parsed = await asyncio.to_thread(
-                parse_generate,
-                request,
-                backend.tokenizer,
-                self._settings,
-                backend.info.context_length,
-                context.time_remaining(),
-            )
+            parsed = await backend.parse(request, self._settings, context.time_remaining())
         except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
             await abort(context, exc, request.request_id)
         return backend, parsed

@@ -27,7 +27,6 @@ from seseragi.engine.types import Failed, Finished, Request, TextDelta
 from seseragi.server import messages
 from seseragi.server.errors import InvalidRequest, to_status
 from seseragi.server.jobs.store import Claimed, JobRecord, JobStore
-from seseragi.server.request_parsing import parse_generate
 from seseragi.server.servicer import Backend
 from seseragi.v1 import generation_pb2 as pb
 
@@ -117,16 +116,8 @@ class JobWorker:
 
     async def _run(self, record: JobRecord, claimed: Claimed) -> None:
         request = pb.GenerateRequest.FromString(record.request)
-        backend = self._backend
         try:
-            parsed = await asyncio.to_thread(
-                parse_generate,
-                request,
-                backend.tokenizer,
-                self._settings,
-                backend.info.context_length,
-                None,
-            )
+            parsed = await self._backend.parse(request, self._settings, None)
         except InvalidRequest as exc:
             await self._store.fail(record.job_id, "INVALID_ARGUMENT", str(exc))
             return
