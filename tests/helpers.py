@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from seseragi.v1 import generation_pb2 as pb
+from seseragi.v1 import generation_pb2_grpc
 
 CAPITAL_QUESTION = "What is the capital of France?"
 
@@ -54,6 +57,20 @@ def read_stream(events: Iterable[pb.GenerateStreamResponse]) -> StreamResult:
         elif kind == "final":
             result.final = event.final
     return result
+
+
+def stream_through_a_stop(target: str, token: str, stop: Callable[[], None]) -> None:
+    """Start a 60-token stream with `token`, call `stop` once it has begun; it must still finish."""
+    with grpc.insecure_channel(target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))
+        events = stub.GenerateStream(
+            request, metadata=(("authorization", f"Bearer {token}"),), timeout=300
+        )
+        assert next(events).HasField("started")
+        stop()
+        rest = read_stream(events)
+    assert rest.final is not None and rest.final.usage.output_tokens == 60
 
 
 def json_objects(text: str) -> list[dict[str, Any]]:

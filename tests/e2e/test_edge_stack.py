@@ -14,13 +14,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from seseragi.config import Settings
-from seseragi.v1 import generation_pb2_grpc
 from tests.edges import free_port
-from tests.helpers import as_stream, chat, read_stream
+from tests.helpers import stream_through_a_stop
 
 pytestmark = pytest.mark.e2e
 
@@ -88,14 +86,5 @@ def test_stopping_the_stack_finishes_streams_in_flight(
     assert page.endswith(f"&token={token}")
     with urllib.request.urlopen(page.partition("#")[0], timeout=30) as reply:
         assert "<title>Seseragi chat</title>" in reply.read().decode()
-    with grpc.insecure_channel(target) as channel:
-        stub = generation_pb2_grpc.GenerationServiceStub(channel)
-        request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))
-        events = stub.GenerateStream(
-            request, metadata=(("authorization", f"Bearer {token}"),), timeout=300
-        )
-        assert next(events).HasField("started")
-        process.send_signal(signal.SIGINT)
-        rest = read_stream(events)
-    assert rest.final is not None and rest.final.usage.output_tokens == 60
+    stream_through_a_stop(target, token, lambda: process.send_signal(signal.SIGINT))
     assert process.wait(120) == 0

@@ -9,16 +9,14 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from seseragi.config import Settings
 from seseragi.edge import render, tokens
 from seseragi.edge.stack import envoy_binary, wait_ready
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2_grpc
 from tests.edges import edge_settings
-from tests.helpers import as_stream, chat, read_stream
+from tests.helpers import stream_through_a_stop
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e
@@ -58,16 +56,7 @@ def test_sigterm_lets_the_open_stream_finish_then_exits_zero(
     wrapper, settings = wrapped_envoy
     target = f"127.0.0.1:{settings.edge_port}"
     token = tokens.mint(settings, "container", 600)
-    with grpc.insecure_channel(target) as channel:
-        stub = generation_pb2_grpc.GenerationServiceStub(channel)
-        request = as_stream(chat("Tell me about rivers.", max_new_tokens=60, min_new_tokens=60))
-        events = stub.GenerateStream(
-            request, metadata=(("authorization", f"Bearer {token}"),), timeout=300
-        )
-        assert next(events).HasField("started")
-        wrapper.send_signal(signal.SIGTERM)
-        rest = read_stream(events)
-    assert rest.final is not None and rest.final.usage.output_tokens == 60
+    stream_through_a_stop(target, token, lambda: wrapper.send_signal(signal.SIGTERM))
     assert wrapper.wait(60) == 0
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", settings.edge_port), timeout=5)
