@@ -113,7 +113,7 @@ class AsyncEngine:
         )
 
     def cache_tokens(self) -> int:
-        return self._engine.runner.cache_tokens
+        return self._engine.cache_tokens
 
     def observe(self, observer: EngineObserver) -> None:
         """Report engine events to `observer` from the next step on (one attribute swap)."""
