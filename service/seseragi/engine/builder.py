@@ -16,9 +16,19 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(
-    model: Any, config: EngineConfig, *, runner: str, kv_cache_bytes: int, pad_token_id: int
+    model: Any,
+    config: EngineConfig,
+    *,
+    runner: str,
+    kv_cache_bytes: int,
+    pad_token_id: int,
+    max_sequence_tokens: int | None = None,
 ) -> Engine:
-    """An engine over `model`: the paged runner when asked or supported ("auto"), else padded."""
+    """An engine over `model`: the paged runner when asked or supported ("auto"), else padded.
+
+    The KV cache must hold at least one sequence of `max_sequence_tokens` (input plus output,
+    the context length by default), or such a request could never be admitted.
+    """
     if runner == "padded" or (runner == "auto" and not llama.supports(model)):
         padded = replace(config, kv_cache_blocks=0, prefix_caching=False, mixed_batches=False)
         log.info("engine runner", extra={"runner": "padded"})
@@ -32,11 +42,12 @@ def build_engine(
     shape = forward.shape
     per_token = KVPool.bytes_per_token(shape.layers, shape.kv_heads, shape.head_dim, forward.dtype)
     num_blocks = kv_cache_bytes // (per_token * config.block_size)
-    needed = -(-config.context_length // config.block_size)
+    longest = min(max_sequence_tokens or config.context_length, config.context_length)
+    needed = -(-longest // config.block_size)
     if num_blocks < needed:
         raise ValueError(
             f"the KV cache ({kv_cache_bytes} bytes, {num_blocks} blocks) cannot hold one sequence"
-            f" of the context length {config.context_length} ({needed} blocks)"
+            f" of {longest} tokens ({needed} blocks): raise SESERAGI_KV_CACHE_BYTES"
         )
     paged = replace(config, kv_cache_blocks=num_blocks, mixed_batches=True)
     blocks = new_block_manager(paged)

@@ -68,6 +68,7 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
         runner=settings.engine_runner,
         kv_cache_bytes=settings.kv_cache_bytes,
         pad_token_id=info.pad_token_id,
+        max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
     )
     return AsyncEngine(engine, loaded.tokenizer)
 
