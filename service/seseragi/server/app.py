@@ -127,8 +127,7 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     await warm_up(engine, loaded)
     telemetry = running.telemetry
     engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
-    capacity = settings.max_running_requests * loaded.info.context_length
-    telemetry.model_ready(loaded.info, engine, capacity)
+    telemetry.model_ready(loaded.info, engine)
     running.backend = Backend(engine, loaded.tokenizer, loaded.info)
     running.servicer.attach(running.backend)
     running.jobs.attach(running.backend)
