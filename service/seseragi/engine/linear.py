@@ -12,7 +12,6 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-QUANTIZATIONS = ("none", "int8")
 PACK_ROWS_HINT = 32  # the batch size oneDNN tunes its weight layout for
 SMALL_BATCH_ROWS = 2  # at most this many rows, plain F.linear is faster
 
@@ -44,28 +43,5 @@ class DenseLinear:
         return out
 
 
-class Int8Linear:
-    """Symmetric per-output-channel int8 weights; activations stay in their float dtype."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        self.weight, self.scales = quantize_int8(weight)
-        self.bias = bias
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch._weight_int8pack_mm(x.contiguous(), self.weight, self.scales.to(x.dtype))
-        return out if self.bias is None else out + self.bias
-
-
-def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[out, in] float -> ([out, in] int8, [out] scales) with the row's max mapped to 127."""
-    scales = weight.float().abs().amax(dim=1).clamp(min=1e-8) / 127.0
-    quantized = (weight.float() / scales[:, None]).round().clamp(-127, 127).to(torch.int8)
-    return quantized.contiguous(), scales.to(weight.dtype).contiguous()
-
-
-def linear_from(weight: torch.Tensor, bias: torch.Tensor | None, quantization: str) -> Linear:
-    if quantization == "int8":
-        return Int8Linear(weight, bias)
-    if quantization == "none":
-        return DenseLinear(weight, bias)
-    raise ValueError(f"unknown quantization {quantization!r}; expected one of {QUANTIZATIONS}")
+def linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> Linear:
+    return DenseLinear(weight, bias)

@@ -58,7 +58,7 @@ def supports(model: Any) -> bool:
 class LlamaForward:
     """The model as the engine runs it: embed -> layers over the pool -> norm -> logits."""
 
-    def __init__(self, model: Any, quantization: str = "none") -> None:
+    def __init__(self, model: Any) -> None:
         config = model.config
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // (
             config.num_attention_heads
@@ -77,8 +77,8 @@ class LlamaForward:
         inner = model.model
         self._embed = inner.embed_tokens.weight.detach()
         self._norm = inner.norm.weight.detach()
-        self._lm_head = linear_from(model.lm_head.weight.detach(), None, quantization)
-        self._layers = [_layer_from(layer, quantization) for layer in inner.layers]
+        self._lm_head = linear_from(model.lm_head.weight.detach(), None)
+        self._layers = [_layer_from(layer) for layer in inner.layers]
         self._rotary = _RotaryTable(inner.rotary_emb, config, self.device, self.dtype)
 
     def forward(self, batch: AttentionBatch, pool: KVPool) -> torch.Tensor:
@@ -102,7 +102,7 @@ class LlamaForward:
         return self._lm_head(x)
 
 
-def _layer_from(layer: Any, quantization: str) -> _Layer:
+def _layer_from(layer: Any) -> _Layer:
     attn, mlp = layer.self_attn, layer.mlp
     projections = (attn.q_proj, attn.k_proj, attn.v_proj)
     qkv_bias = None
@@ -110,17 +110,14 @@ def _layer_from(layer: Any, quantization: str) -> _Layer:
         qkv_bias = torch.cat([p.bias.detach() for p in projections])
     return _Layer(
         attn_norm=layer.input_layernorm.weight.detach(),
-        qkv=linear_from(
-            torch.cat([p.weight.detach() for p in projections]), qkv_bias, quantization
-        ),
-        out=linear_from(attn.o_proj.weight.detach(), None, quantization),
+        qkv=linear_from(torch.cat([p.weight.detach() for p in projections]), qkv_bias),
+        out=linear_from(attn.o_proj.weight.detach(), None),
         mlp_norm=layer.post_attention_layernorm.weight.detach(),
         gate_up=linear_from(
             torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]),
             None,
-            quantization,
         ),
-        down=linear_from(mlp.down_proj.weight.detach(), None, quantization),
+        down=linear_from(mlp.down_proj.weight.detach(), None),
     )
 
 
