@@ -38,7 +38,23 @@ class Settings(BaseSettings):
     max_running_requests: int = Field(32, ge=1, description="Sequences in the running batch.")
     max_queued_requests: int = Field(64, ge=0, description="Requests waiting for the batch.")
     max_prefill_tokens: int = Field(
-        4096, ge=1, description="Padded prompt tokens one prefill step may process."
+        512,
+        ge=1,
+        description="Prompt tokens one engine step may compute; longer prompts are prefilled in"
+        " chunks between decode steps of running streams.",
+    )
+    engine_runner: Literal["auto", "paged", "padded"] = Field(
+        "auto",
+        description="paged: Seseragi's Llama-family forward over a paged KV cache (chunked"
+        " prefill, prefix caching); padded: any transformers model, left-padded batches;"
+        " auto: paged when the model supports it.",
+    )
+    kv_cache_bytes: int = Field(
+        512 << 20, ge=1 << 20, description="Memory of the paged KV cache, allocated at start."
+    )
+    kv_block_size: int = Field(16, ge=1, le=256, description="Tokens per KV cache block.")
+    prefix_caching: bool = Field(
+        True, description="Reuse the KV blocks of a prompt prefix seen before (paged runner)."
     )
     max_context_tokens: int = Field(
         0, ge=0, description="Cap on input plus output tokens per sequence; 0: the model's window."

@@ -251,3 +251,23 @@ def _wait_for_spans(exporter: InMemorySpanExporter, name: str) -> dict[str, Read
             return finished
         time.sleep(0.05)
     raise AssertionError(f"no span named {name}")
+
+
+def test_prefix_cache_counters_count_a_repeated_prompt(server: ServerThread) -> None:
+    question = "Explain in one sentence why rivers murmur over stones. " * 3
+    before = scrape(server)
+    with grpc.insecure_channel(server.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        first = stub.Generate(chat(question, max_new_tokens=2))
+        second = stub.Generate(chat(question, max_new_tokens=2))
+    assert first.text == second.text
+    after = scrape(server)
+    prompt = first.usage.input_tokens
+
+    def moved(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    assert moved("seseragi_prefix_cache_queries_total") == 2 * prompt
+    # The repeat finds every full block of its prompt except the one holding its last token.
+    assert moved("seseragi_prefix_cache_hits_total") >= (prompt - 1) // 16 * 16
+    assert 0 <= value(after, "seseragi_kv_cache_usage_ratio") <= 1

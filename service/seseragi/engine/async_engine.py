@@ -35,6 +35,10 @@ class EngineStats:
     waiting: int
     in_flight: int
     steps: int
+    cache_tokens: int = 0  # KV cache slots in use (by sequences or kept for the prefix cache)
+    cache_capacity_tokens: int = 0
+    prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache, ever
+    prefix_cache_hits: int = 0  # of those, tokens found cached
 
 
 class RequestHandle:
@@ -108,12 +112,20 @@ class AsyncEngine:
 
     def stats(self) -> EngineStats:
         scheduler = self._engine.scheduler
+        blocks = scheduler.blocks
         return EngineStats(
-            len(scheduler.running), len(scheduler.waiting), len(self._handles), self._engine.steps
+            running=len(scheduler.running),
+            waiting=len(scheduler.waiting),
+            in_flight=len(self._handles),
+            steps=self._engine.steps,
+            cache_tokens=self._engine.cache_tokens,
+            cache_capacity_tokens=blocks.num_blocks * blocks.block_size,
+            prefix_cache_queries=blocks.stats.queries,
+            prefix_cache_hits=blocks.stats.hits,
         )
 
     def cache_tokens(self) -> int:
-        return self._engine.runner.cache_tokens
+        return self._engine.cache_tokens
 
     def observe(self, observer: EngineObserver) -> None:
         """Report engine events to `observer` from the next step on (one attribute swap)."""

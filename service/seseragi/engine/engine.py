@@ -9,12 +9,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+from seseragi.engine.block_manager import BlockManager
 from seseragi.engine.errors import DeadlineExpired, ModelFailure
-from seseragi.engine.model_runner import ModelRunner, TokenOutput
+from seseragi.engine.model_runner import TokenOutput
 from seseragi.engine.observer import EngineObserver, NullObserver
 from seseragi.engine.output_processor import OutputProcessor
-from seseragi.engine.scheduler import Scheduler
+from seseragi.engine.scheduler import Scheduler, SchedulerConfig, SchedulerPlan
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Failed, Finished
 
@@ -25,22 +27,53 @@ log = logging.getLogger(__name__)
 class EngineConfig:
     max_running: int
     max_waiting: int
-    max_prefill_tokens: int
+    max_prefill_tokens: int  # prompt tokens one step may compute
     context_length: int
     eos_token_ids: tuple[int, ...]
+    kv_cache_blocks: int = 0  # 0: enough for every running slot at full context (no paging)
+    block_size: int = 16
+    prefix_caching: bool = False
+    mixed_batches: bool = False  # decode rows and prompt chunks in one step (paged runner)
+
+
+class StepRunner(Protocol):
+    """What the engine needs of a model runner (`PagedModelRunner` or the padded one)."""
+
+    @property
+    def cache_tokens(self) -> int: ...
+
+    def run(self, plan: SchedulerPlan) -> list[TokenOutput]: ...
+
+    def release(self, seq_ids: set[int]) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+def new_block_manager(config: EngineConfig) -> BlockManager:
+    blocks = config.kv_cache_blocks or config.max_running * -(
+        -config.context_length // config.block_size
+    )
+    return BlockManager(blocks, config.block_size, prefix_caching=config.prefix_caching)
 
 
 class Engine:
     def __init__(
         self,
-        runner: ModelRunner,
+        runner: StepRunner,
         config: EngineConfig,
         clock: Callable[[], float] = time.monotonic,
         observer: EngineObserver | None = None,
+        blocks: BlockManager | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
-        self.scheduler = Scheduler(config.max_running, config.max_prefill_tokens)
+        scheduler_config = SchedulerConfig(
+            max_running=config.max_running,
+            max_prefill_tokens=config.max_prefill_tokens,
+            context_length=config.context_length,
+            mixed=config.mixed_batches,
+        )
+        self.scheduler = Scheduler(scheduler_config, blocks or new_block_manager(config))
         self._outputs = OutputProcessor(config.eos_token_ids, config.context_length)
         self._clock = clock
         self.observer: EngineObserver = observer or NullObserver()
@@ -67,23 +100,31 @@ class Engine:
             waited = self._clock() - seq.arrival_time
             self._fail(seq, DeadlineExpired(f"deadline passed after {waited:.3f}s {where}"))
         self.runner.release({seq.seq_id for seq in plan.expired})
-        batch = plan.admitted or list(self.scheduler.running.values())
-        if not batch:
+        if plan.empty:
             return
         started = self._clock()
         try:
-            if plan.admitted:
-                outputs = self.runner.prefill([s.seq_id for s in batch], [s.request for s in batch])
-            else:
-                outputs = self.runner.decode()
+            outputs = self.runner.run(plan)
         except Exception as exc:  # noqa: BLE001 - one bad batch must not take the server down
             log.exception("forward pass failed; failing %d sequences", len(self.scheduler.running))
             self._fail_running(ModelFailure(f"forward pass failed: {exc}"))
             return
+        self.scheduler.advance(plan)
         self.steps += 1
-        phase = "prefill" if plan.admitted else "decode"
-        self.observer.forward_done(phase, batch, self._clock() - started)
+        self._report_step(plan, self._clock() - started)
         self._postprocess(outputs)
+
+    @property
+    def cache_tokens(self) -> int:
+        return self.runner.cache_tokens
+
+    def _report_step(self, plan: SchedulerPlan, seconds: float) -> None:
+        """Decode rows and prompts that finished prefilling, as the observer counts them."""
+        if plan.decode:
+            self.observer.forward_done("decode", plan.decode, seconds)
+        prefilled = [chunk.seq for chunk in plan.prefill if chunk.completes]
+        if prefilled:
+            self.observer.forward_done("prefill", prefilled, seconds)
 
     def fail_all(self, error: Exception) -> None:
         """Fail every queued and running sequence (shutdown or a dead model)."""

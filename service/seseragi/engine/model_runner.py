@@ -9,7 +9,7 @@ Works with any Hugging Face causal LM that takes `position_ids` and a `DynamicCa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812
@@ -18,6 +18,9 @@ from transformers import DynamicCache, PreTrainedModel
 from seseragi.engine.kv_cache import new_cache
 from seseragi.engine.sampling import RowSampler, sample_rows
 from seseragi.engine.types import Request, TokenLogprob
+
+if TYPE_CHECKING:
+    from seseragi.engine.scheduler import SchedulerPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,13 @@ class ModelRunner:
         """Cache slots in use (rows x padded length), for metrics and admission."""
         batch = self._batch
         return 0 if batch is None else int(batch.attention_mask.numel())
+
+    def run(self, plan: SchedulerPlan) -> list[TokenOutput]:
+        """A step of whole prompts, or of one decode for every row (never both: no chunks)."""
+        if plan.prefill:
+            seqs = [chunk.seq for chunk in plan.prefill]
+            return self.prefill([s.seq_id for s in seqs], [s.request for s in seqs])
+        return self.decode()
 
     @torch.inference_mode()
     def prefill(self, seq_ids: list[int], requests: list[Request]) -> list[TokenOutput]:

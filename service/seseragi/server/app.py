@@ -13,9 +13,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from seseragi.config import Settings
+from seseragi.engine import builder as engine_builder
 from seseragi.engine.async_engine import AsyncEngine
-from seseragi.engine.engine import Engine, EngineConfig
-from seseragi.engine.model_runner import ModelRunner
+from seseragi.engine.engine import EngineConfig
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
@@ -59,9 +59,18 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
         max_prefill_tokens=settings.max_prefill_tokens,
         context_length=info.context_length,
         eos_token_ids=info.eos_token_ids,
+        block_size=settings.kv_block_size,
+        prefix_caching=settings.prefix_caching,
     )
-    runner = ModelRunner(loaded.model, info.eos_token_ids, info.pad_token_id)
-    return AsyncEngine(Engine(runner, config), loaded.tokenizer)
+    engine = engine_builder.build_engine(
+        loaded.model,
+        config,
+        runner=settings.engine_runner,
+        kv_cache_bytes=settings.kv_cache_bytes,
+        pad_token_id=info.pad_token_id,
+        max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
+    )
+    return AsyncEngine(engine, loaded.tokenizer)
 
 
 async def start(settings: Settings) -> RunningServer:
@@ -118,8 +127,7 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     await warm_up(engine, loaded)
     telemetry = running.telemetry
     engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
-    capacity = settings.max_running_requests * loaded.info.context_length
-    telemetry.model_ready(loaded.info, engine, capacity)
+    telemetry.model_ready(loaded.info, engine)
     running.backend = Backend(engine, loaded.tokenizer, loaded.info)
     running.servicer.attach(running.backend)
     running.jobs.attach(running.backend)

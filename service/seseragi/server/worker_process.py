@@ -34,9 +34,7 @@ async def work(settings: Settings) -> None:
     engine.start()
     await warm_up(engine, loaded)
     engine.observe(telemetry.engine_observer())
-    telemetry.model_ready(
-        loaded.info, engine, settings.max_running_requests * loaded.info.context_length
-    )
+    telemetry.model_ready(loaded.info, engine)
     store = JobStore(
         redis_link.connect(settings),
         redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds),

@@ -64,18 +64,14 @@ class Telemetry:
         """Draw the lookup that began at `start_ns` (time.time_ns) as a span of the current RPC."""
         tracing.record_cache_lookup(self.tracer_provider, start_ns, time.time_ns(), outcome)
 
-    def model_ready(self, info: ModelInfo, engine: AsyncEngine, capacity_tokens: int) -> None:
+    def model_ready(self, info: ModelInfo, engine: AsyncEngine) -> None:
         self.model_id = info.model_id
         self.metrics.model_info.labels(
             info.model_id, info.dtype, info.quantization, info.device
         ).set(1)
         self.metrics.model_load_time.set(info.load_seconds)
         self.metrics.queue_capacity.set(self.settings.max_queued_requests)
-        self.metrics.track_engine(
-            running=lambda: engine.stats().running,
-            waiting=lambda: engine.stats().waiting,
-            cache_usage=lambda: engine.cache_tokens() / capacity_tokens,
-        )
+        self.metrics.track_engine(engine.stats)
 
     def set_ready(self, ready: bool) -> None:
         self.metrics.ready.set(1 if ready else 0)

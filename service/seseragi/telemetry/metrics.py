@@ -7,10 +7,14 @@ counters; gRPC metrics follow go-grpc-prometheus. No label ever carries a reques
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from seseragi.engine.async_engine import EngineStats
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class Metrics:
         )
         self.cache_usage = Gauge(
             "seseragi_kv_cache_usage_ratio",
-            "KV cache slots in use over max_running_requests x context length.",
+            "KV cache slots in use (by sequences or kept for the prefix cache) over all slots.",
             registry=registry,
         )
         self.batch_size = Histogram(
@@ -196,16 +200,36 @@ class Metrics:
         for state in JOB_END_STATES:
             self.jobs_ended.labels(state)
 
-    def track_engine(
-        self,
-        running: Callable[[], float],
-        waiting: Callable[[], float],
-        cache_usage: Callable[[], float],
-    ) -> None:
-        """Read the queue and cache gauges at scrape time: always current, free on the hot path."""
-        self.running.set_function(running)
-        self.waiting.set_function(waiting)
-        self.cache_usage.set_function(cache_usage)
+    def track_engine(self, stats: Callable[[], EngineStats]) -> None:
+        """Read the queue and cache figures at scrape time: always current, free on the hot path."""
+        self.running.set_function(lambda: stats().running)
+        self.waiting.set_function(lambda: stats().waiting)
+        self.cache_usage.set_function(lambda: _ratio(stats()))
+        self.registry.register(PrefixCacheCollector(stats))
+
+
+def _ratio(stats: EngineStats) -> float:
+    return stats.cache_tokens / stats.cache_capacity_tokens if stats.cache_capacity_tokens else 0.0
+
+
+class PrefixCacheCollector(Collector):
+    """Prefix-cache counters in vLLM's vocabulary (prefix_cache_queries/hits), in tokens."""
+
+    def __init__(self, stats: Callable[[], EngineStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        yield CounterMetricFamily(
+            "seseragi_prefix_cache_queries",
+            "Prompt tokens looked up in the prefix cache.",
+            value=stats.prefix_cache_queries,
+        )
+        yield CounterMetricFamily(
+            "seseragi_prefix_cache_hits",
+            "Prompt tokens found in the prefix cache (their prefill was skipped).",
+            value=stats.prefix_cache_hits,
+        )
 
 
 def serve_metrics(metrics: Metrics, host: str, port: int) -> WSGIServer | None:

@@ -1,0 +1,52 @@
+"""The paged KV cache: one preallocated pool of fixed-size blocks per layer.
+
+A sequence owns a list of block ids (its block table, kept by `block_manager`); token t of it lives
+in block table[t // block_size] at offset t % block_size. Memory is allocated once, so a full
+cache is an admission decision, never an out-of-memory error mid-step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVPool:
+    def __init__(
+        self,
+        layers: int,
+        num_blocks: int,
+        block_size: int,
+        kv_heads: int,
+        head_dim: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        shape = (num_blocks, block_size, kv_heads, head_dim)
+        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+
+    @staticmethod
+    def bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype) -> int:
+        return 2 * layers * kv_heads * head_dim * torch.empty((), dtype=dtype).element_size()
+
+    def write(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store new keys/values [T, kv_heads, head_dim] at flat slots [T]."""
+        flat_shape = (-1, *k.shape[1:])
+        self.keys[layer].view(flat_shape).index_copy_(0, slots, k)
+        self.values[layer].view(flat_shape).index_copy_(0, slots, v)
+
+    def gather(self, layer: int, tables: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of block tables [..., n] as [..., n * block_size, kv_heads, head_dim]."""
+        keys, values = self.keys[layer][tables], self.values[layer][tables]
+        lead = tables.shape[:-1]
+        return keys.flatten(len(lead), len(lead) + 1), values.flatten(len(lead), len(lead) + 1)
+
+    def copy_blocks(self, source: list[int], target: list[int]) -> None:
+        """Duplicate whole blocks (all layers); used when a shared block must be written."""
+        src = torch.tensor(source, dtype=torch.long, device=self.keys[0].device)
+        dst = torch.tensor(target, dtype=torch.long, device=self.keys[0].device)
+        for keys, values in zip(self.keys, self.values, strict=True):
+            keys[dst] = keys[src]
+            values[dst] = values[src]

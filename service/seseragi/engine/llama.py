@@ -1,0 +1,147 @@
+"""A lean forward pass for Llama-family models that reads and writes the paged KV cache.
+
+transformers' eager forward pays Python and layout overhead in every one of 30 layers and only
+knows its own caches. This one takes the engine's flat batch (decode rows and prefill chunks of
+many sequences mixed in one pass), fuses q/k/v and gate/up into single matmuls, and keeps each
+layer's keys and values in the block pool. Weights come from the loaded Hugging Face model, so any
+Llama, Mistral or Qwen2 checkpoint works; other architectures use `padded_runner`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from seseragi.engine.attention import AttentionBatch, paged_attention
+from seseragi.engine.kv_pool import KVPool
+from seseragi.engine.linear import Linear, linear_from
+
+SUPPORTED_ARCHITECTURES = frozenset({"llama", "mistral", "qwen2"})
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaShape:
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    hidden: int
+    vocab: int
+    eps: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    attn_norm: torch.Tensor  # [hidden]
+    qkv: Linear  # hidden -> (heads + 2 * kv_heads) * head_dim
+    out: Linear  # heads * head_dim -> hidden
+    mlp_norm: torch.Tensor
+    gate_up: Linear  # hidden -> 2 * intermediate
+    down: Linear  # intermediate -> hidden
+
+
+def supports(model: Any) -> bool:
+    """True when this forward can stand in for the model's own (plain RoPE, no sliding window)."""
+    config = model.config
+    return (
+        getattr(config, "model_type", None) in SUPPORTED_ARCHITECTURES
+        and not getattr(config, "sliding_window", None)
+        and getattr(config, "hidden_act", "silu") == "silu"
+        and not getattr(config, "mlp_bias", False)
+        and not hasattr(model, "hf_quantizer")
+    )
+
+
+class LlamaForward:
+    """The model as the engine runs it: embed -> layers over the pool -> norm -> logits."""
+
+    def __init__(self, model: Any) -> None:
+        config = model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // (
+            config.num_attention_heads
+        )
+        self.shape = LlamaShape(
+            layers=config.num_hidden_layers,
+            heads=config.num_attention_heads,
+            kv_heads=config.num_key_value_heads,
+            head_dim=head_dim,
+            hidden=config.hidden_size,
+            vocab=config.vocab_size,
+            eps=float(config.rms_norm_eps),
+        )
+        self.dtype: torch.dtype = model.dtype
+        self.device: torch.device = model.device
+        inner = model.model
+        self._embed = inner.embed_tokens.weight.detach()
+        self._norm = inner.norm.weight.detach()
+        self._lm_head = linear_from(model.lm_head.weight.detach(), None)
+        self._layers = [_layer_from(layer) for layer in inner.layers]
+        self._rotary = _RotaryTable(inner.rotary_emb, config, self.device, self.dtype)
+
+    def forward(self, batch: AttentionBatch, pool: KVPool) -> torch.Tensor:
+        """Hidden states of the tokens in `batch.logits_rows`, as logits [N, vocab]."""
+        shape = self.shape
+        x = self._embed[batch.input_ids]  # [T, hidden]
+        cos, sin = self._rotary.at(batch.positions)  # [T, 1, head_dim] each
+        q_width, kv_width = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+        for index, layer in enumerate(self._layers):
+            h = F.rms_norm(x, (shape.hidden,), layer.attn_norm, shape.eps)
+            q, k, v = torch.split(layer.qkv(h), [q_width, kv_width, kv_width], dim=-1)
+            q = _rope(q.view(-1, shape.heads, shape.head_dim), cos, sin)
+            k = _rope(k.view(-1, shape.kv_heads, shape.head_dim), cos, sin)
+            v = v.view(-1, shape.kv_heads, shape.head_dim)
+            attended = paged_attention(q, k, v, pool, index, batch)  # [T, heads * head_dim]
+            x = x + layer.out(attended)
+            h = F.rms_norm(x, (shape.hidden,), layer.mlp_norm, shape.eps)
+            gate, up = layer.gate_up(h).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(gate) * up)
+        x = F.rms_norm(x[batch.logits_rows], (shape.hidden,), self._norm, shape.eps)
+        return self._lm_head(x)
+
+
+def _layer_from(layer: Any) -> _Layer:
+    attn, mlp = layer.self_attn, layer.mlp
+    projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+    qkv_bias = None
+    if attn.q_proj.bias is not None:
+        qkv_bias = torch.cat([p.bias.detach() for p in projections])
+    return _Layer(
+        attn_norm=layer.input_layernorm.weight.detach(),
+        qkv=linear_from(torch.cat([p.weight.detach() for p in projections]), qkv_bias),
+        out=linear_from(attn.o_proj.weight.detach(), None),
+        mlp_norm=layer.post_attention_layernorm.weight.detach(),
+        gate_up=linear_from(
+            torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]),
+            None,
+        ),
+        down=linear_from(mlp.down_proj.weight.detach(), None),
+    )
+
+
+class _RotaryTable:
+    """cos/sin for every position, computed once by the model's own rotary module.
+
+    Using the model's module keeps every RoPE variant it knows (llama3 scaling, YaRN, ...) exact.
+    """
+
+    def __init__(self, rotary: Any, config: Any, device: torch.device, dtype: torch.dtype) -> None:
+        length = int(getattr(config, "max_position_embeddings", 8192))
+        positions = torch.arange(length, device=device)[None, :]
+        probe = torch.zeros(1, dtype=dtype, device=device)
+        with torch.inference_mode():
+            cos, sin = rotary(probe, positions)
+        self._cos = cos[0].to(dtype).contiguous()  # [positions, head_dim]
+        self._sin = sin[0].to(dtype).contiguous()
+
+    def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._cos[positions][:, None, :], self._sin[positions][:, None, :]
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE as Hugging Face's Llama applies it. x: [T, heads, head_dim]."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
