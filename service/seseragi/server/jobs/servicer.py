@@ -16,10 +16,10 @@ from seseragi.server.errors import (
     abort,
     error_boundary,
 )
+from seseragi.server.generations import Backend
 from seseragi.server.identity import caller
 from seseragi.server.jobs.store import JobEnded, JobRecord, JobStore
 from seseragi.server.request_parsing import MAX_REQUEST_ID_LENGTH, parse_generate
-from seseragi.server.servicer import Backend
 from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
 
