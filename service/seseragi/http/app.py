@@ -100,7 +100,7 @@ async def _complete(
         return StreamingResponse(
             _closing(events, call),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-seseragi-cache": call.cache.outcome},
+            headers={"cache-control": "no-cache", "x-seseragi-cache": call.run.cache.outcome},
         )
     try:
         answer = await completions.collect(call)
@@ -108,7 +108,7 @@ async def _complete(
         return from_exception(exc, call.env.id)
     finally:
         call.close()
-    return JSONResponse(answer.model_dump(), headers={"x-seseragi-cache": call.cache.outcome})
+    return JSONResponse(answer.model_dump(), headers={"x-seseragi-cache": call.run.cache.outcome})
 
 
 async def _closing(events: AsyncIterator[str], call: completions.Call) -> AsyncIterator[str]:

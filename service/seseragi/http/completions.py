@@ -12,15 +12,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from seseragi.engine.async_engine import RequestHandle
-from seseragi.engine.types import Request, TextDelta
 from seseragi.http import convert, formatting, schemas
-from seseragi.server import messages, relay
-from seseragi.server.generations import Backend, CacheLookup, Generations, choice_request
+from seseragi.server import choices
+from seseragi.server.generations import CacheLookup, Generations, expand
 from seseragi.v1 import generation_pb2 as pb
 
 Body = schemas.ChatCompletionRequest | schemas.CompletionRequest
-Event = tuple[int, pb.Delta | pb.Final]
 
 
 class ModelNotFound(Exception):
@@ -33,21 +30,16 @@ class ModelNotFound(Exception):
 
 @dataclass(slots=True)
 class Call:
-    """A planned call: its engine requests (one per choice, in index order) and envelope."""
+    """A planned call: its choices (all prompts' n each, in index order) and envelope."""
 
-    generations: Generations
-    backend: Backend
+    run: choices.Run
     env: formatting.Envelope
-    requests: list[Request]
     prompt_tokens: int
-    cache: CacheLookup
     release: Callable[[], None]
-    handles: list[RequestHandle]
 
     def close(self) -> None:
         """Stop whatever still runs (a client that went away) and give back the caller's slot."""
-        for handle in self.handles:
-            handle.abort()
+        self.run.abort()
         self.release()
 
 
@@ -56,98 +48,51 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
     backend = generations.ready()
     if body.model != backend.info.model_id:
         raise ModelNotFound(body.model)
-    chat = isinstance(body, schemas.ChatCompletionRequest)
     request_id = request_id or secrets.token_hex(12)
-    if isinstance(body, schemas.ChatCompletionRequest):
-        wanted = [convert.chat_request(body, request_id)]
-    else:
-        texts = convert.prompts(body)
-        wanted = [
-            convert.completion_request(
-                body, text, request_id if len(texts) == 1 else f"{request_id}-p{i}"
-            )
-            for i, text in enumerate(texts)
-        ]
+    wanted = _messages(body, request_id)
     release = generations.hold_slot(who)
     try:
         parsed = [await generations.parse(backend, message, None) for message in wanted]
-        requests = [choice_request(p, j) for p in parsed for j in range(max(body.n, 1))]
+        requests = [choice for p in parsed for choice in expand(p, body.n)]
         cache = CacheLookup(None, "bypass")
         if len(requests) == 1:
             cache = await generations.lookup(wanted[0], parsed[0], backend)
-        env = formatting.Envelope(
-            id=("chatcmpl-" if chat else "cmpl-") + request_id,
-            created=int(time.time()),
-            model=body.model,
-            fingerprint="fp_" + (backend.info.revision or "seseragi")[:12],
-            chat=chat,
-            logprobs=wanted[0].options.logprobs,
-        )
-        call = Call(
-            generations,
-            backend,
-            env,
-            requests,
-            sum(len(p.prompt_token_ids) for p in parsed),
-            cache,
-            release,
-            [],
-        )
+        run = choices.Run(generations, backend, requests, cache)
         if cache.response is None:
-            admit(call)
+            run.admit()
     except BaseException:
         release()
         raise
-    return call
+    chat = isinstance(body, schemas.ChatCompletionRequest)
+    env = formatting.Envelope(
+        id=("chatcmpl-" if chat else "cmpl-") + request_id,
+        created=int(time.time()),
+        model=body.model,
+        fingerprint="fp_" + backend.info.revision.removeprefix("sha256:")[:12],
+        chat=chat,
+        logprobs=wanted[0].options.logprobs,
+    )
+    return Call(run, env, sum(len(p.prompt_token_ids) for p in parsed), release)
 
 
-def admit(call: Call) -> None:
-    try:
-        for request in call.requests:
-            call.handles.append(call.generations.admit(call.backend, request))
-    except BaseException:
-        for handle in call.handles:
-            handle.abort()
-        raise
-
-
-async def events(call: Call, idle_s: float | None) -> AsyncIterator[Event | None]:
-    """Every choice's deltas and Final as protobuf messages, live or from the cache."""
-    if call.cache.response is not None:
-        for cached in messages.replay(call.cache.response)[1:]:
-            yield (0, cached.delta) if cached.HasField("delta") else (0, cached.final)
-        return
-    collected = messages.Collected()
-    async for item in relay.merged(call.handles, idle_s):
-        if item is None:
-            yield None
-            continue
-        index, event = item
-        request = call.requests[index]
-        if isinstance(event, TextDelta):
-            piece = messages.delta(event, call.backend.tokenizer)
-            piece.choice_index = index
-            collected.add(piece)
-            yield index, piece
-            continue
-        call.generations.finished(call.backend, call.handles[index], event)
-        last = messages.final(event, request.request_id, request.sampling.seed)
-        last.choice_index = index
-        if len(call.requests) == 1:
-            await call.generations.remember(call.cache.key, collected.response(last))
-        yield index, last
+def _messages(body: Body, request_id: str) -> list[pb.GenerateRequest]:
+    """One GenerateRequest per prompt (chat has one)."""
+    if isinstance(body, schemas.ChatCompletionRequest):
+        return [convert.chat_request(body, request_id)]
+    texts = convert.prompts(body)
+    ids = [request_id] if len(texts) == 1 else [f"{request_id}-p{i}" for i in range(len(texts))]
+    return [convert.completion_request(body, t, i) for t, i in zip(texts, ids, strict=True)]
 
 
 async def collect(call: Call) -> schemas.ChatCompletion | schemas.Completion:
-    choices = [formatting.Choice() for _ in call.requests]
-    async for item in events(call, None):
-        assert item is not None
-        index, message = item
-        if isinstance(message, pb.Delta):
-            choices[index].add(message)
+    gathered = [formatting.Choice() for _ in call.run.requests]
+    async for piece in choices.events(call.run):
+        assert piece is not None
+        if isinstance(piece, pb.Delta):
+            gathered[piece.choice_index].add(piece)
         else:
-            choices[index].last = message
-    return formatting.whole(call.env, choices, call.prompt_tokens)
+            gathered[piece.choice_index].last = piece
+    return formatting.whole(call.env, gathered, call.prompt_tokens)
 
 
 async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterator[str]:
@@ -155,16 +100,16 @@ async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterato
     so each delta waits for the next event of its choice before it goes out."""
     env = call.env
     if env.chat:
-        for index in range(len(call.requests)):
+        for index in range(len(call.run.requests)):
             yield _sse(formatting.chunk(env, index, None, None, role=True))
     pending: dict[int, pb.Delta] = {}
-    offsets = [0] * len(call.requests)
+    offsets = [0] * len(call.run.requests)
     completion_tokens = 0
-    async for item in events(call, idle_s):
-        if item is None:
+    async for message in choices.events(call.run, idle_s):
+        if message is None:
             yield ": keep-alive\n\n"  # a comment: clients skip it, proxies see the stream alive
             continue
-        index, message = item
+        index = message.choice_index
         held = pending.pop(index, None)
         if isinstance(message, pb.Delta):
             if held is not None:

@@ -76,6 +76,11 @@ def choice_request(parsed: Request, index: int) -> Request:
     )
 
 
+def expand(parsed: Request, n: int) -> list[Request]:
+    """One engine request per choice (n of 0 means 1)."""
+    return [choice_request(parsed, index) for index in range(max(n, 1))]
+
+
 class Generations:
     def __init__(
         self,

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 import grpc
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import RequestHandle
-from seseragi.engine.types import Finished, Request, TextDelta
-from seseragi.server import identity, messages, relay
+from seseragi.engine.types import Request
+from seseragi.server import choices, identity, messages
 from seseragi.server.errors import InvalidRequest, NotReady, abort, error_boundary
-from seseragi.server.generations import Backend, CacheLookup, Generations
+from seseragi.server.generations import Backend, CacheLookup, Generations, expand
 from seseragi.server.request_parsing import (
     GenerateMessage,
     check_input,
@@ -52,68 +51,57 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
-        backend, parsed = await self._parse(request, context)
-        found = await self._lookup(request, parsed, backend, context)
-        if found.response is not None:
-            context.set_trailing_metadata(messages.response_metadata(found.response))
-            return found.response
-        handle = await self._admit(backend, parsed, context)
-        collected = messages.Collected()
+        run = await self._start(request, context)
+        if run.cache.response is not None:
+            context.set_trailing_metadata(messages.response_metadata(run.cache.response))
+            return run.cache.response
+        gathered = choices.Gathered(len(run.requests))
         try:
-            async with error_boundary(context, handle.request_id):
-                async for event in relay.events(handle):
-                    if isinstance(event, TextDelta):
-                        collected.add(messages.delta(event, backend.tokenizer))
-                    elif isinstance(event, Finished):
-                        self.generations.finished(backend, handle, event)
-                        context.set_trailing_metadata(messages.usage_metadata(event))
-                        last = messages.final(event, handle.request_id, parsed.sampling.seed)
-                        response = collected.response(last)
-                        await self.generations.remember(found.key, response)
-                        return response
+            async with error_boundary(context, run.requests[0].request_id):
+                async for piece in choices.events(run):
+                    assert piece is not None
+                    gathered.add(piece)
         finally:
-            handle.abort()
-        raise AssertionError("the relay ended without a Finished event")  # pragma: no cover
+            run.abort()
+        context.set_trailing_metadata(gathered.metadata())
+        return gathered.response()
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        backend, parsed = await self._parse(request, context)
-        found = await self._lookup(request, parsed, backend, context)
-        if found.response is not None:
-            context.set_trailing_metadata(messages.response_metadata(found.response))
-            for cached_event in messages.replay(found.response):
+        run = await self._start(request, context)
+        if run.cache.response is not None:
+            context.set_trailing_metadata(messages.response_metadata(run.cache.response))
+            for cached_event in messages.replay(run.cache.response):
                 yield cached_event
             return
-        handle = await self._admit(backend, parsed, context)
-        seed = parsed.sampling.seed
-        collected = messages.Collected()
+        first = run.requests[0]
+        gathered = choices.Gathered(len(run.requests))
         try:
-            async with error_boundary(context, handle.request_id):
+            async with error_boundary(context, first.request_id):
                 yield pb.GenerateStreamResponse(
                     started=pb.Started(
-                        request_id=handle.request_id,
-                        input_token_count=len(handle.seq.request.prompt_token_ids),
-                        seed=seed,
-                        queue_position=handle.queue_position,
+                        request_id=first.request_id,
+                        input_token_count=len(first.prompt_token_ids),
+                        seed=first.sampling.seed,
+                        queue_position=run.handles[0].queue_position,
                     )
                 )
-                async for event in relay.events(handle, self._settings.heartbeat_interval_seconds):
-                    if event is None:
-                        phase = pb.PHASE_QUEUED if handle.is_queued else pb.PHASE_RUNNING
+                idle_s = self._settings.heartbeat_interval_seconds
+                async for piece in choices.events(run, idle_s):
+                    if piece is None:
+                        phase = pb.PHASE_QUEUED if run.queued else pb.PHASE_RUNNING
                         yield pb.GenerateStreamResponse(heartbeat=pb.Heartbeat(phase=phase))
-                    elif isinstance(event, TextDelta):
-                        piece = messages.delta(event, backend.tokenizer)
-                        collected.add(piece)
+                        continue
+                    gathered.add(piece)
+                    if isinstance(piece, pb.Delta):
                         yield pb.GenerateStreamResponse(delta=piece)
                     else:
-                        self.generations.finished(backend, handle, event)
-                        context.set_trailing_metadata(messages.usage_metadata(event))
-                        last = messages.final(event, handle.request_id, seed)
-                        await self.generations.remember(found.key, collected.response(last))
-                        yield pb.GenerateStreamResponse(final=last)
+                        if gathered.complete:
+                            context.set_trailing_metadata(gathered.metadata())
+                        yield pb.GenerateStreamResponse(final=piece)
         finally:
-            handle.abort()
+            run.abort()
 
     async def Tokenize(
         self, request: pb.TokenizeRequest, context: grpc.aio.ServicerContext
@@ -163,23 +151,21 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             await abort(context, exc, request.request_id)
         return backend, parsed
 
-    async def _admit(
-        self, backend: Backend, parsed: Request, context: grpc.aio.ServicerContext
-    ) -> RequestHandle:
-        """Admit the request to the engine, or end the call with the matching status."""
-        try:
-            return self.generations.admit(backend, parsed)
-        except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
-            await abort(context, exc, parsed.request_id)
-
-    async def _lookup(
-        self,
-        request: GenerateMessage,
-        parsed: Request,
-        backend: Backend,
-        context: grpc.aio.ServicerContext,
-    ) -> CacheLookup:
-        """The cache's answer; says hit, miss or bypass in a response header."""
-        found = await self.generations.lookup(request, parsed, backend)
+    async def _start(
+        self, request: GenerateMessage, context: grpc.aio.ServicerContext
+    ) -> choices.Run:
+        """Parse, look up the cache (one choice only), and admit every choice."""
+        backend, parsed = await self._parse(request, context)
+        requests = expand(parsed, request.n)
+        found = CacheLookup(None, "bypass")
+        if len(requests) == 1:
+            found = await self.generations.lookup(request, parsed, backend)
         await context.send_initial_metadata(((CACHE_HEADER, found.outcome),))
-        return found
+        run = choices.Run(self.generations, backend, requests, found)
+        if found.response is None:
+            try:
+                run.admit()
+            except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
+                await abort(context, exc, parsed.request_id)
+        annotate(request_id=parsed.request_id)
+        return run
