@@ -112,6 +112,10 @@ async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterato
         index = message.choice_index
         held = pending.pop(index, None)
         if isinstance(message, pb.Delta):
+            if held is not None and not message.text:
+                held.logprobs.extend(message.logprobs)  # e.g. the end-of-sequence token
+                pending[index] = held
+                continue
             if held is not None:
                 yield _sse(formatting.chunk(env, index, held, None, offset=offsets[index]))
                 offsets[index] += len(held.text)
