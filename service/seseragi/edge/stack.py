@@ -155,6 +155,7 @@ def openai_snippet(settings: Settings, token: str) -> str:
         "reply = client.chat.completions.create(\n"
         f'    model="{settings.model}",\n'
         '    messages=[{"role": "user", "content": "What is the capital of France?"}],\n'
+        "    temperature=0,\n"
         ")\n"
         "print(reply.choices[0].message.content)"
     )
