@@ -6,10 +6,12 @@ Each replica serves it beside gRPC, on the same engine. Every route only convert
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +28,7 @@ from seseragi.server.identity import ANONYMOUS, SECRET_HEADER, SUBJECT_HEADER
 from seseragi.telemetry.calls import annotate, begin
 
 access_log = logging.getLogger("seseragi.access")
+T = TypeVar("T")
 OPEN_PATHS = ("/health",)  # load balancers probe without credentials
 
 
@@ -97,31 +100,71 @@ async def _complete(
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         events = completions.stream(call, settings.heartbeat_interval_seconds, include_usage)
-        return StreamingResponse(
-            _closing(events, call),
+        return _EventStream(
+            call,
+            _errors_in_stream(events, call),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-seseragi-cache": call.run.cache.outcome},
         )
     try:
-        answer = await completions.collect(call)
+        answer = await _unless_gone(request, completions.collect(call))
     except Exception as exc:  # noqa: BLE001 - mapped by the one table
         return from_exception(exc, call.env.id)
     finally:
         call.close()
+    if answer is None:
+        return Response(status_code=499)  # nobody is listening; the generation was aborted
     return JSONResponse(answer.model_dump(), headers={"x-seseragi-cache": call.run.cache.outcome})
 
 
-async def _closing(events: AsyncIterator[str], call: completions.Call) -> AsyncIterator[str]:
-    """The stream, then the call closed however it ended: a client that disconnects cancels
-    this generator, which aborts the engine requests at their next step."""
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T | None:
+    """`work`'s result, or None once the client disconnected (the work is then cancelled, and
+    closing the call aborts its generations), as a cancelled stream does."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client goes away (the body is already read, so only that is left)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class _EventStream(StreamingResponse):
+    """Closes the call however the stream ends. Starlette notices a client that went away only
+    when a write fails and then leaves the event generator suspended, so the call is closed here
+    rather than in the generator: the generations are aborted at the engine's next step."""
+
+    def __init__(self, call: completions.Call, content: AsyncIterator[str], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._call = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._call.close()
+
+
+async def _errors_in_stream(
+    events: AsyncIterator[str], call: completions.Call
+) -> AsyncIterator[str]:
+    """A failure after the 200 went out can only be told inside the stream, as OpenAI does."""
     try:
         async for event in events:
             yield event
-    except Exception as exc:  # noqa: BLE001 - the status is sent; the error goes in the stream
+    except Exception as exc:  # noqa: BLE001 - mapped by the one table
         body = from_exception(exc, call.env.id).body
         yield f"data: {bytes(body).decode()}\n\n"
-    finally:
-        call.close()
 
 
 def _model(generations: Generations) -> schemas.Model:

@@ -36,11 +36,15 @@ class Call:
     env: formatting.Envelope
     prompt_tokens: int
     release: Callable[[], None]
+    closed: bool = False
 
     def close(self) -> None:
-        """Stop whatever still runs (a client that went away) and give back the caller's slot."""
-        self.run.abort()
-        self.release()
+        """Stop whatever still runs (a client that went away) and give back the caller's slot;
+        once, however many ways the call ends."""
+        if not self.closed:
+            self.closed = True
+            self.run.abort()
+            self.release()
 
 
 async def plan(generations: Generations, body: Body, who: str, request_id: str) -> Call:

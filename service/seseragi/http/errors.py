@@ -13,7 +13,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from seseragi.http.convert import param_name
 from seseragi.http.schemas import ErrorBody, ErrorDetail
-from seseragi.server.errors import to_status
+from seseragi.server.errors import LEAVE_ROTATION, NotReady, to_status
 
 HTTP_STATUS = {
     code_pb2.INVALID_ARGUMENT: 400,
@@ -57,6 +57,8 @@ def from_exception(exc: BaseException, request_id: str) -> JSONResponse:
     retry_after = _retry_after(status)
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
+    if isinstance(exc, NotReady):
+        headers[LEAVE_ROTATION[0]] = LEAVE_ROTATION[1]  # Envoy stops routing here at once
     if reason == "INPUT_TOO_LONG":
         http_status = 413
     message = status.message
