@@ -11,9 +11,10 @@ import pytest
 
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
+from tests import clients
 from tests.edges import EnvoyProcess, edge_settings
 from tests.helpers import CAPITAL_QUESTION
-from tests.servers import ServerThread, make_settings
+from tests.servers import REPO_ROOT, ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e
 SECRET = "test-edge-secret"
@@ -117,3 +118,13 @@ def test_a_caller_over_its_cap_is_rate_limited(envoy: EnvoyProcess, replica: Ser
             client.completions.create(model=replica.settings.model, prompt="Hi", max_tokens=2)
         assert other.completions.create(model=replica.settings.model, prompt="Hi", max_tokens=2)
         running.close()
+
+
+def test_the_openai_npm_package_streams_through_envoy(envoy: EnvoyProcess) -> None:
+    script = REPO_ROOT / "clients" / "node" / "openai-chat.mjs"
+    args = [clients.node(), str(script), "--base-url", f"{envoy.url}/v1", CAPITAL_QUESTION]
+    answered = clients.run(args, SESERAGI_TOKEN=tokens.mint(envoy.settings, "node", 600))
+    assert answered.returncode == 0, answered.stderr
+    assert "Paris" in answered.stdout and "usage: " in answered.stdout
+    refused = clients.run(args, SESERAGI_TOKEN="not-a-token")
+    assert refused.returncode == 2 and "AuthenticationError 401" in refused.stderr
