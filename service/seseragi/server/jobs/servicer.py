@@ -86,6 +86,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             if len(request.idempotency_key) > MAX_REQUEST_ID_LENGTH:
                 limit = f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
                 raise InvalidRequest([FieldViolation("idempotency_key", limit, "TOO_LONG")])
+            if generate.n > 1:  # a job's log and result hold one generation
+                one = "a job runs one choice; submit one job per sample"
+                raise InvalidRequest([FieldViolation("request.n", one, "UNSUPPORTED")])
             parsed = await asyncio.to_thread(
                 parse_generate,
                 generate,
