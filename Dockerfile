@@ -49,11 +49,12 @@ COPY --from=model --chown=seseragi:seseragi /var/cache/seseragi /var/cache/seser
 WORKDIR /home/seseragi
 ENV SESERAGI_HOST=0.0.0.0 \
     SESERAGI_PORT=50051 \
+    SESERAGI_HTTP_PORT=8000 \
     SESERAGI_CACHE_DIR=/var/cache/seseragi \
     SESERAGI_SHUTDOWN_GRACE_SECONDS=30 \
     SESERAGI_LOG_LEVEL=INFO
 USER 10001:10001
-EXPOSE 50051
+EXPOSE 50051 8000
 # SIGTERM reaches the server itself (exec form, no shell): it turns NOT_SERVING and drains.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \

@@ -94,6 +94,7 @@ def edge_settings(tmp: Path, upstreams: list[str], **overrides: object) -> Setti
         "edge_port": free_port(),
         "edge_admin_port": free_port(),
         "edge_upstreams": ",".join(upstreams),
+        "edge_http_upstreams": "",  # no OpenAI routes unless a test names the HTTP ports
         "heartbeat_interval_seconds": 0.5,
     }
     base.update(overrides)

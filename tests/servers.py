@@ -23,6 +23,8 @@ REDIS_TEST_PREFIX = f"seseragi-test-{os.getpid()}-{secrets.token_hex(4)}:"
 # Server processes the tests start inherit the environment: the same prefix, and no result cache.
 os.environ["SESERAGI_REDIS_KEY_PREFIX"] = REDIS_TEST_PREFIX
 os.environ["SESERAGI_RESULT_CACHE"] = "false"
+# and a free port for the OpenAI HTTP API, so replicas never collide on its default 8000.
+os.environ["SESERAGI_HTTP_PORT"] = "0"
 
 
 class ServerThread:
@@ -79,6 +81,12 @@ class ServerThread:
         assert self.running is not None
         return f"127.0.0.1:{self.running.port}"
 
+    @property
+    def http_url(self) -> str:
+        """The OpenAI-compatible API's base URL (…/v1), as the openai SDK takes it."""
+        assert self.running is not None and self.running.http is not None
+        return f"http://127.0.0.1:{self.running.http.port}/v1"
+
     def stats(self) -> EngineStats:
         assert self.running is not None and self.running.backend is not None
         return self.running.backend.engine.stats()
@@ -97,6 +105,7 @@ def make_settings(**overrides: object) -> Settings:
         "port": 0,
         "heartbeat_interval_seconds": 0.5,
         "metrics_port": 0,
+        "http_port": 0,
         "redis_key_prefix": REDIS_TEST_PREFIX,
         # No result cache unless a test asks for it: repeated greedy calls must run the model.
         "result_cache": False,

@@ -19,6 +19,13 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the gRPC server binds.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port (0 picks a free one).")
+    http_port: int = Field(
+        8000,
+        ge=-1,
+        le=65535,
+        description="Port of the OpenAI-compatible HTTP API on the gRPC host (0 picks a free one,"
+        " -1 disables).",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="The built-in model name, a local Hugging Face model directory, or a hub id.",
@@ -137,6 +144,11 @@ class Settings(BaseSettings):
     edge_admin_port: int = Field(9901, ge=0, le=65535, description="Envoy's admin port (loopback).")
     edge_upstreams: str = Field(
         "127.0.0.1:50051", description="Comma-separated host:port of the service replicas."
+    )
+    edge_http_upstreams: str = Field(
+        "127.0.0.1:8000",
+        description="Comma-separated host:port of the replicas' OpenAI HTTP API (empty: the edge"
+        " serves no /v1/chat/completions, /v1/completions or /v1/models).",
     )
     edge_replicas: int = Field(1, ge=1, le=8, description="Replicas `seseragi stack` starts.")
     edge_jwt_issuer: str = Field("seseragi-dev", description="Required `iss` claim.")

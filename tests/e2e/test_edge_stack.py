@@ -33,6 +33,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[s
         **os.environ,
         "SESERAGI_CACHE_DIR": str(cache),
         "SESERAGI_PORT": str(free_port()),
+        "SESERAGI_HTTP_PORT": str(free_port()),
         "SESERAGI_EDGE_PORT": str(port),
         "SESERAGI_EDGE_ADMIN_PORT": str(free_port()),
         "SESERAGI_WEB_PORT": str(free_port()),
@@ -68,6 +69,21 @@ def printed_token(lines: queue.Queue[str], timeout_s: float) -> str:
     pytest.fail("the stack printed no token")
 
 
+def printed_openai_snippet(lines: queue.Queue[str], timeout_s: float) -> str:
+    """The Python printed under "OpenAI API", up to the blank line that ends it."""
+    deadline = time.monotonic() + timeout_s
+    snippet: list[str] | None = None
+    while time.monotonic() < deadline:
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1)).rstrip("\n")
+        if line.startswith("OpenAI API"):
+            snippet = []
+        elif snippet is not None and not line.strip():
+            return "\n".join(snippet)
+        elif snippet is not None:
+            snippet.append(line)
+    pytest.fail("the stack printed no openai snippet")
+
+
 def printed_page_url(lines: queue.Queue[str], timeout_s: float) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -82,7 +98,13 @@ def test_stopping_the_stack_finishes_streams_in_flight(
 ) -> None:
     process, lines, target = stack
     token = printed_token(lines, timeout_s=300)
+    snippet = printed_openai_snippet(lines, timeout_s=30)
     page = printed_page_url(lines, timeout_s=30)
+    answer = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert "Paris" in answer.stdout
     assert page.endswith(f"&token={token}")
     with urllib.request.urlopen(page.partition("#")[0], timeout=30) as reply:
         assert "<title>Seseragi chat</title>" in reply.read().decode()

@@ -151,6 +151,15 @@ def test_invalid_request_is_refused_at_submission(front_jobs: jobs_pb2_grpc.JobS
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_a_job_runs_one_choice(front_jobs: jobs_pb2_grpc.JobServiceStub) -> None:
+    request = chat("Hi", max_new_tokens=4)
+    request.n = 2
+    with pytest.raises(grpc.RpcError) as refused:
+        front_jobs.SubmitJob(jobs_pb2.SubmitJobRequest(request=request), metadata=ALICE)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request.n" in (refused.value.details() or "")
+
+
 @pytest.fixture
 def idle_queue(loaded_model: LoadedModel) -> Iterator[jobs_pb2_grpc.JobServiceStub]:
     """A replica with no worker behind it and a queue of two: jobs stay queued."""

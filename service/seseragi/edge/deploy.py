@@ -25,6 +25,8 @@ JWKS = CONFIG_DIR / "jwt" / "jwks.json"
 UPSTREAM = "seseragi:50051"  # compose service / headless Kubernetes Service: every replica
 RATE_LIMIT_SERVICE = "ratelimit:8081"
 SIDECAR_UPSTREAM = "127.0.0.1:50051"  # the service in the same task, on its loopback
+HTTP_UPSTREAM = "seseragi:8000"  # the replicas' OpenAI-compatible HTTP API
+SIDECAR_HTTP_UPSTREAM = "127.0.0.1:8000"
 # Envoy exits at once on SIGTERM; containers run it through this wrapper, which drains first.
 GRACEFUL_ENVOY = Path("envoy/bin/graceful-envoy")
 
@@ -38,6 +40,7 @@ class Target:
     rules: Path | None  # the global rate-limit service's rules; None: Envoy's own buckets
     wrapper: Path = GRACEFUL_ENVOY  # compose mounts the original; kustomize needs a copy
     upstream: str = UPSTREAM
+    http_upstream: str = HTTP_UPSTREAM
 
 
 TARGETS = {
@@ -59,6 +62,7 @@ TARGETS = {
         descriptor=Path("envoy/rendered/seseragi.binpb"),
         rules=None,
         upstream=SIDECAR_UPSTREAM,
+        http_upstream=SIDECAR_HTTP_UPSTREAM,
     ),
 }
 
@@ -73,6 +77,7 @@ def container_settings(settings: Settings, target: Target | None = None) -> Sett
     return settings.model_copy(
         update={
             "edge_upstreams": target.upstream,
+            "edge_http_upstreams": target.http_upstream,
             "edge_rate_limit_service": RATE_LIMIT_SERVICE if target.rules else None,
             "edge_dev_tokens": False,
             "edge_jwks_file": None if settings.edge_jwks_uri else JWKS,

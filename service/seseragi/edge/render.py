@@ -48,6 +48,20 @@ def upstreams(settings: Settings) -> list[tuple[str, int]]:
     return [host_port(address) for address in settings.edge_upstreams.split(",")]
 
 
+def http_upstreams(settings: Settings) -> list[tuple[str, int]]:
+    """The replicas' OpenAI HTTP API; none when the setting is empty."""
+    return [host_port(a) for a in settings.edge_http_upstreams.split(",") if a.strip()]
+
+
+# The OpenAI-compatible routes Envoy sends to the replicas' HTTP port.
+OPENAI_PATHS = (
+    {"match": "path", "value": "/v1/chat/completions"},
+    {"match": "path", "value": "/v1/completions"},
+    {"match": "path", "value": "/v1/models"},
+    {"match": "prefix", "value": "/v1/models/"},
+)
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -102,6 +116,7 @@ def render_text(
     """Envoy's config; `secret_from_env` reads the edge secret from Envoy's environment instead
     of writing it into the file, so a committed container config holds no secret."""
     hosts = upstreams(settings)
+    http_hosts = http_upstreams(settings)
     template = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
     # Header values are Envoy format strings: `%` is literal only when doubled.
     secret = SECRET_FROM_ENV if secret_from_env else settings.edge_secret.replace("%", "%%")
@@ -114,6 +129,9 @@ def render_text(
         rate_limit_service=rate_limit_service(settings),
         upstreams=hosts,
         cluster_type="STATIC" if all(_is_ip(h) for h, _ in hosts) else "STRICT_DNS",
+        http_upstreams=http_hosts,
+        http_cluster_type="STATIC" if all(_is_ip(h) for h, _ in http_hosts) else "STRICT_DNS",
+        openai_paths=OPENAI_PATHS,
         jwt_providers=jwt_providers(settings),
         jwt_issuer=settings.edge_jwt_issuer,
         jwt_audience=settings.edge_jwt_audience,

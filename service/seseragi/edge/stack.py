@@ -52,6 +52,11 @@ def edge_settings(settings: Settings) -> Settings:
         update={
             "edge_secret": settings.edge_secret or secrets.token_urlsafe(32),
             "edge_upstreams": ",".join(f"{settings.host}:{port}" for port in ports),
+            "edge_http_upstreams": ",".join(
+                f"{settings.host}:{settings.http_port + i}" for i in range(len(ports))
+            )
+            if settings.http_port > 0
+            else "",
             "edge_cors_origins": origins,
         }
     )
@@ -59,7 +64,7 @@ def edge_settings(settings: Settings) -> Settings:
 
 def ports_in_use(settings: Settings) -> list[int]:
     """The stack's ports that something else already holds (another `make run`, say)."""
-    wanted = [port for _, port in render.upstreams(settings)]
+    wanted = [port for _, port in render.upstreams(settings) + render.http_upstreams(settings)]
     wanted += [settings.edge_port, settings.edge_admin_port]
     busy = []
     for port in wanted:
@@ -83,8 +88,20 @@ def page_server(settings: Settings) -> contextlib.AbstractContextManager[object]
         return contextlib.nullcontext()
 
 
-def replica_env(settings: Settings, port: int) -> dict[str, str]:
-    return {**os.environ, "SESERAGI_PORT": str(port), "SESERAGI_EDGE_SECRET": settings.edge_secret}
+def replica_env(settings: Settings, port: int, http_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SESERAGI_PORT": str(port),
+        "SESERAGI_HTTP_PORT": str(http_port),
+        "SESERAGI_EDGE_SECRET": settings.edge_secret,
+    }
+
+
+def replica_ports(stack: Settings) -> list[tuple[int, int]]:
+    """(gRPC port, HTTP port) per replica; HTTP -1 (off) when the stack serves no OpenAI API."""
+    grpc_ports = [port for _, port in render.upstreams(stack)]
+    http_ports = [port for _, port in render.http_upstreams(stack)] or [-1] * len(grpc_ports)
+    return list(zip(grpc_ports, http_ports, strict=True))
 
 
 def wait_ready(target: str, timeout_s: float) -> bool:
@@ -130,12 +147,28 @@ def grpcurl_command(settings: Settings, token: str) -> str:
     )
 
 
+def openai_snippet(settings: Settings, token: str) -> str:
+    """Python that calls the OpenAI-compatible API through Envoy: the token is the API key."""
+    return (
+        "from openai import OpenAI\n"
+        f'client = OpenAI(base_url="http://127.0.0.1:{settings.edge_port}/v1", api_key="{token}")\n'
+        "reply = client.chat.completions.create(\n"
+        f'    model="{settings.model}",\n'
+        '    messages=[{"role": "user", "content": "What is the capital of France?"}],\n'
+        "    temperature=0,\n"
+        ")\n"
+        "print(reply.choices[0].message.content)"
+    )
+
+
 def announce(stack: Settings, page: object) -> None:
     """Print a token, a grpcurl command through Envoy and, when served, the chat page's URL."""
     token = tokens.mint(stack, "dev", 12 * 3600)
     print(f"\nSeseragi is up behind Envoy on 127.0.0.1:{stack.edge_port}")
     print(f"token (sub=dev, 12h):\n{token}\n")
     print(f"{grpcurl_command(stack, token)}\n")
+    if stack.edge_http_upstreams:
+        print(f"OpenAI API (pip install openai):\n{openai_snippet(stack, token)}\n")
     if isinstance(page, web.PageServer):
         edge_url = f"http://127.0.0.1:{stack.edge_port}"
         print("chat page (the token rides in the URL fragment, which is never sent):")
@@ -155,10 +188,10 @@ def run(settings: Settings) -> int:
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "seseragi.cli", "serve"],
-            env=replica_env(stack, port),
+            env=replica_env(stack, port, http_port),
             start_new_session=True,
         )
-        for _, port in render.upstreams(stack)
+        for port, http_port in replica_ports(stack)
     ]
     envoy = subprocess.Popen(
         [envoy_binary(), "-c", str(rendered.config), "--log-level", "warn"]

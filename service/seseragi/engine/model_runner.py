@@ -140,6 +140,7 @@ class ModelRunner:
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs,
             device=self._device,
+            stop_token_ids=request.stopping.stop_token_ids,
         )
 
     def _forward(

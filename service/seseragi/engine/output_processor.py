@@ -22,13 +22,15 @@ class OutputProcessor:
         seq.unsent_token_ids.append(token_id)
         if output.logprob is not None:
             seq.unsent_logprobs.append(output.logprob)
-        is_eos = token_id in self._eos_token_ids
-        text = "" if is_eos else seq.detokenizer.push(token_id)
+        stopping = seq.request.stopping
+        is_eos = token_id in self._eos_token_ids and not stopping.ignore_eos
+        is_stop_token = token_id in stopping.stop_token_ids
+        text = "" if is_eos or is_stop_token else seq.detokenizer.push(token_id)
         text, stop_sequence = seq.stop_matcher.push(text)
         reason = (
             StopReason.STOP_SEQUENCE
             if stop_sequence is not None
-            else self._limit_reason(seq, now, is_eos)
+            else self._limit_reason(seq, now, is_eos, is_stop_token)
         )
         if reason is not None and reason is not StopReason.STOP_SEQUENCE:
             text += seq.stop_matcher.push(seq.detokenizer.flush())[0] + seq.stop_matcher.flush()
@@ -39,10 +41,14 @@ class OutputProcessor:
             events.append(self._finished(seq, reason, stop_sequence or "", now))
         return events, reason is not None
 
-    def _limit_reason(self, seq: Sequence, now: float, is_eos: bool) -> StopReason | None:
+    def _limit_reason(
+        self, seq: Sequence, now: float, is_eos: bool, is_stop_token: bool
+    ) -> StopReason | None:
         stopping = seq.request.stopping
         if is_eos:
             return StopReason.END_OF_SEQUENCE
+        if is_stop_token:
+            return StopReason.STOP_TOKEN
         if len(seq.output_token_ids) >= stopping.max_new_tokens:
             return StopReason.MAX_TOKENS
         if seq.total_len >= self._context_length:

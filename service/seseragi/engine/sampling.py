@@ -6,7 +6,8 @@ the batch: that is what makes seeded and greedy outputs batch-invariant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,6 +25,8 @@ class RowSampler:
     generated: int = 0
     logprobs: bool = False
     top_logprobs: int = 0
+    stop_token_ids: tuple[int, ...] = ()  # banned, like end-of-sequence, until min_new_tokens
+    output_counts: Counter[int] = field(default_factory=Counter)  # for presence/frequency
 
     @classmethod
     def create(
@@ -35,16 +38,21 @@ class RowSampler:
         logprobs: bool,
         top_logprobs: int,
         device: torch.device,
+        stop_token_ids: tuple[int, ...] = (),
     ) -> RowSampler:
         generator = None
         if not params.greedy:
             generator = torch.Generator(device=device)
             generator.manual_seed(params.seed)
         seen = torch.tensor(prompt_token_ids, dtype=torch.long, device=device)
-        return cls(params, generator, seen, min_new_tokens, 0, logprobs, top_logprobs)
+        return cls(
+            params, generator, seen, min_new_tokens, 0, logprobs, top_logprobs, stop_token_ids
+        )
 
     def record(self, token_id: int) -> None:
         self.generated += 1
+        if self.params.penalizes_output:
+            self.output_counts[token_id] += 1
         if self.params.repetition_penalty != 1.0:
             token = torch.tensor([token_id], dtype=torch.long, device=self.seen_token_ids.device)
             self.seen_token_ids = torch.cat([self.seen_token_ids, token])
@@ -55,6 +63,41 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     scores = logits.gather(0, seen)
     scores = torch.where(scores > 0, scores / penalty, scores * penalty)
     logits.scatter_(0, seen, scores)
+
+
+def apply_output_penalties(
+    logits: torch.Tensor, counts: Counter[int], presence: float, frequency: float
+) -> None:
+    """OpenAI's presence and frequency penalties, in place on one row [V], over output tokens."""
+    if not counts:
+        return
+    ids = torch.tensor(list(counts), dtype=torch.long, device=logits.device)
+    times = torch.tensor(list(counts.values()), dtype=logits.dtype, device=logits.device)
+    logits.index_add_(0, ids, -(presence + frequency * times))
+
+
+def apply_logit_bias(logits: torch.Tensor, bias: tuple[tuple[int, float], ...]) -> None:
+    """Add each (token, bias) to one row [V] in place."""
+    ids = torch.tensor([token for token, _ in bias], dtype=torch.long, device=logits.device)
+    values = torch.tensor([value for _, value in bias], dtype=logits.dtype, device=logits.device)
+    logits.index_add_(0, ids, values)
+
+
+def apply_openai_adjustments(logits: torch.Tensor, row: RowSampler) -> None:
+    """Presence/frequency penalties and logit bias on one row [V], greedy rows included."""
+    params = row.params
+    if params.penalizes_output:
+        apply_output_penalties(
+            logits, row.output_counts, params.presence_penalty, params.frequency_penalty
+        )
+    if params.logit_bias:
+        apply_logit_bias(logits, params.logit_bias)
+
+
+def apply_min_p(probs: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Drop tokens below min_p times the top probability of one row [V], renormalized."""
+    kept = probs.masked_fill(probs < min_p * probs.max(), 0.0)
+    return kept / kept.sum()
 
 
 def logits_to_probs(
@@ -87,8 +130,9 @@ def sample_rows(
             apply_repetition_penalty(
                 adjusted[index], row.seen_token_ids, row.params.repetition_penalty
             )
-        if row.generated < row.min_new_tokens and eos_token_ids:
-            adjusted[index, list(eos_token_ids)] = float("-inf")
+        apply_openai_adjustments(adjusted[index], row)
+        if row.generated < row.min_new_tokens and (eos_token_ids or row.stop_token_ids):
+            adjusted[index, [*eos_token_ids, *row.stop_token_ids]] = float("-inf")
     greedy_choice = adjusted.argmax(dim=-1).tolist()
     results: list[tuple[int, TokenLogprob | None]] = []
     for index, row in enumerate(rows):
@@ -97,6 +141,8 @@ def sample_rows(
             probs = logits_to_probs(
                 adjusted[index], row.params.temperature, row.params.top_k, row.params.top_p
             )
+            if row.params.min_p > 0.0:
+                probs = apply_min_p(probs, row.params.min_p)
             token_id = int(torch.multinomial(probs, 1, generator=row.generator).item())
         row.record(token_id)
         logprob = _token_logprob(raw[index], token_id, row.top_logprobs) if row.logprobs else None

@@ -15,6 +15,14 @@ class SamplingParams:
     top_k: int = 0
     repetition_penalty: float = 1.0
     seed: int = 0
+    presence_penalty: float = 0.0  # OpenAI's: once per token present in the output
+    frequency_penalty: float = 0.0  # OpenAI's: per occurrence in the output
+    min_p: float = 0.0  # drop tokens below min_p x the top probability; 0: off
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token_id, bias) added to the logits
+
+    @property
+    def penalizes_output(self) -> bool:
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
 
     @property
     def greedy(self) -> bool:
@@ -30,6 +38,8 @@ class StoppingParams:
     stop_sequences: tuple[str, ...] = ()
     include_stop_sequence: bool = False
     time_limit_s: float | None = None
+    stop_token_ids: tuple[int, ...] = ()  # sampling one ends the generation (STOP_TOKEN)
+    ignore_eos: bool = False  # end-of-sequence does not end the generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,7 @@ class StopReason(enum.Enum):
     STOP_SEQUENCE = "stop_sequence"
     TIME_LIMIT = "time_limit"
     CONTEXT_LENGTH = "context_length"
+    STOP_TOKEN = "stop_token"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,11 @@ class TextTokenizer:
         self._tok = hf_tokenizer
         self.has_chat_template = bool(getattr(hf_tokenizer, "chat_template", None))
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids below this are valid (the model's embedding may be larger)."""
+        return len(self._tok)
+
     def render_chat(self, messages: Sequence[tuple[str, str]]) -> str:
         """The text the model sees for a conversation, ending with the assistant's turn."""
         turns = [{"role": role, "content": content} for role, content in messages]

@@ -17,14 +17,16 @@ from seseragi.engine import builder as engine_builder
 from seseragi.engine.async_engine import AsyncEngine
 from seseragi.engine.engine import EngineConfig
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
+from seseragi.http.server import HttpServer
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
+from seseragi.server.generations import Backend
 from seseragi.server.identity import EdgeGuard
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
 from seseragi.server.result_cache import ResultCache
-from seseragi.server.servicer import Backend, GenerationServicer
+from seseragi.server.servicer import GenerationServicer
 from seseragi.telemetry.hub import Telemetry
 from seseragi.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
@@ -49,6 +51,7 @@ class RunningServer:
     depth_sampler: asyncio.Task[None]
     backend: Backend | None = None
     worker: JobWorker | None = None
+    http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
 
 
 def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
@@ -115,8 +118,11 @@ async def start(settings: Settings) -> RunningServer:
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
     sampler = asyncio.create_task(sample_depth_forever(job_store))
+    http = None
+    if settings.http_port >= 0:
+        http = await HttpServer.start(servicer.generations, settings)
     return RunningServer(
-        server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler
+        server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler, http=http
     )
 
 
@@ -180,7 +186,8 @@ async def drain_and_stop(
         or (running.worker is not None and running.worker.busy)
     ):
         await asyncio.sleep(0.05)
-    await running.server.stop(max(deadline - time.monotonic(), 0.0))
+    stopping_http = running.http.stop() if running.http is not None else asyncio.sleep(0)
+    await asyncio.gather(running.server.stop(max(deadline - time.monotonic(), 0.0)), stopping_http)
     if running.worker is not None:
         await running.worker.stop()
     if backend is not None:
@@ -204,6 +211,8 @@ async def serve(settings: Settings) -> None:
     await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if loading.done() and loading.exception() is not None:
         await running.server.stop(0)
+        if running.http is not None:
+            await running.http.stop()
         raise RuntimeError("the model could not be loaded") from loading.exception()
     if not loading.done():
         loading.cancel()

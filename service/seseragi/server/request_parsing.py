@@ -15,6 +15,9 @@ from seseragi.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
 MAX_REPETITION_PENALTY = 10.0
+MAX_CHOICES = 8
+MAX_LOGIT_BIAS = 300
+MAX_STOP_TOKEN_IDS = 16
 
 GenerateMessage = pb.GenerateRequest | pb.GenerateStreamRequest
 InputMessage = GenerateMessage | pb.TokenizeRequest
@@ -82,7 +85,11 @@ def parse_generate(
     time_remaining: float | None,
 ) -> Request:
     """Validate everything, render and tokenize the input, and build the engine request."""
-    violations = check_input(message, tokenizer) + _check_parameters(message, settings)
+    violations = (
+        check_input(message, tokenizer)
+        + _check_parameters(message, settings)
+        + _check_token_ids(message, tokenizer.vocab_size)
+    )
     if violations:
         raise InvalidRequest(violations)
     rendered = render_input(message, tokenizer)
@@ -101,7 +108,11 @@ def parse_generate(
 
 
 def _check_parameters(message: GenerateMessage, settings: Settings) -> list[FieldViolation]:
-    found = _check_sampling(message.sampling) + _check_stopping(message.stopping, settings)
+    found = (
+        _check_sampling(message.sampling)
+        + _check_openai_sampling(message.sampling)
+        + _check_stopping(message.stopping, settings)
+    )
     if message.options.top_logprobs > settings.max_top_logprobs:
         found.append(
             _v(
@@ -110,6 +121,8 @@ def _check_parameters(message: GenerateMessage, settings: Settings) -> list[Fiel
                 "OUT_OF_RANGE",
             )
         )
+    if message.n > MAX_CHOICES:
+        found.append(_v("n", f"must be in [1, {MAX_CHOICES}]", "OUT_OF_RANGE"))
     if len(message.request_id) > MAX_REQUEST_ID_LENGTH:
         found.append(
             _v("request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters", "TOO_LONG")
@@ -136,6 +149,42 @@ def _check_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
                 "OUT_OF_RANGE",
             )
         )
+    return found
+
+
+def _check_openai_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
+    found = [
+        _v(f"sampling.{name}", "must be in [-2, 2]", "OUT_OF_RANGE")
+        for name in ("presence_penalty", "frequency_penalty")
+        if sampling.HasField(name) and not -2.0 <= getattr(sampling, name) <= 2.0
+    ]
+    if sampling.HasField("min_p") and not 0.0 <= sampling.min_p <= 1.0:
+        found.append(_v("sampling.min_p", "must be in [0, 1]", "OUT_OF_RANGE"))
+    if len(sampling.logit_bias) > MAX_LOGIT_BIAS:
+        found.append(_v("sampling.logit_bias", f"at most {MAX_LOGIT_BIAS} entries", "TOO_MANY"))
+    found.extend(
+        _v(f"sampling.logit_bias[{token}]", "must be in [-100, 100]", "OUT_OF_RANGE")
+        for token, bias in sorted(sampling.logit_bias.items())
+        if not -100.0 <= bias <= 100.0
+    )
+    return found
+
+
+def _check_token_ids(message: GenerateMessage, vocab_size: int) -> list[FieldViolation]:
+    """Token ids a caller names must exist, or the sampler would index past the logits."""
+    stop_ids = message.stopping.stop_token_ids
+    found = [
+        _v(f"sampling.logit_bias[{token}]", f"must be below {vocab_size}", "BAD_TOKEN_ID")
+        for token in sorted(message.sampling.logit_bias)
+        if token >= vocab_size
+    ]
+    if len(stop_ids) > MAX_STOP_TOKEN_IDS:
+        found.append(_v("stopping.stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids", "TOO_MANY"))
+    found.extend(
+        _v(f"stopping.stop_token_ids[{i}]", f"must be below {vocab_size}", "BAD_TOKEN_ID")
+        for i, token in enumerate(stop_ids)
+        if token >= vocab_size
+    )
     return found
 
 
@@ -198,6 +247,10 @@ def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams
         if sampling.HasField("repetition_penalty")
         else 1.0,
         seed=sampling.seed if sampling.HasField("seed") else secrets.randbits(63),
+        presence_penalty=sampling.presence_penalty,
+        frequency_penalty=sampling.frequency_penalty,
+        min_p=sampling.min_p,
+        logit_bias=tuple(sorted(sampling.logit_bias.items())),
     )
 
 
@@ -211,6 +264,8 @@ def _stopping(stopping: pb.StoppingCriteria, settings: Settings) -> StoppingPara
         stop_sequences=tuple(stopping.stop_sequences),
         include_stop_sequence=stopping.include_stop_sequence,
         time_limit_s=time_limit_ms / 1000 if time_limit_ms else None,
+        stop_token_ids=tuple(stopping.stop_token_ids),
+        ignore_eos=stopping.ignore_eos,
     )
 
 

@@ -73,12 +73,18 @@ def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
             sampling.top_k,
             sampling.repetition_penalty,
             None if sampling.greedy else sampling.seed,
+            sampling.presence_penalty,
+            sampling.frequency_penalty,
+            sampling.min_p,
+            [list(pair) for pair in sampling.logit_bias],
         ],
         "stopping": [
             stopping.max_new_tokens,
             stopping.min_new_tokens,
             list(stopping.stop_sequences),
             stopping.include_stop_sequence,
+            list(stopping.stop_token_ids),
+            stopping.ignore_eos,
         ],
         "logprobs": [request.logprobs, request.top_logprobs],
     }

@@ -11,9 +11,9 @@ from seseragi.config import Settings
 from seseragi.model.loader import load
 from seseragi.server import redis_link
 from seseragi.server.app import build_engine, warm_up
+from seseragi.server.generations import Backend
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
-from seseragi.server.servicer import Backend
 from seseragi.telemetry.hub import Telemetry
 
 log = logging.getLogger(__name__)

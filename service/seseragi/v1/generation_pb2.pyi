@@ -64,6 +64,8 @@ class _StopReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StopReason
     """The soft time limit (`time_limit_ms`) passed."""
     STOP_REASON_CONTEXT_LENGTH: _StopReason.ValueType  # 5
     """The model's context window is full."""
+    STOP_REASON_STOP_TOKEN: _StopReason.ValueType  # 6
+    """A token in StoppingCriteria.stop_token_ids was sampled."""
 
 class StopReason(_StopReason, metaclass=_StopReasonEnumTypeWrapper):
     """StopReason says why a generation ended."""
@@ -80,6 +82,8 @@ STOP_REASON_TIME_LIMIT: StopReason.ValueType  # 4
 """The soft time limit (`time_limit_ms`) passed."""
 STOP_REASON_CONTEXT_LENGTH: StopReason.ValueType  # 5
 """The model's context window is full."""
+STOP_REASON_STOP_TOKEN: StopReason.ValueType  # 6
+"""A token in StoppingCriteria.stop_token_ids was sampled."""
 Global___StopReason: _TypeAlias = StopReason  # noqa: Y015
 
 class _Phase:
@@ -142,11 +146,35 @@ class SamplingParams(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class LogitBiasEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOP_P_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     REPETITION_PENALTY_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    PRESENCE_PENALTY_FIELD_NUMBER: _builtins.int
+    FREQUENCY_PENALTY_FIELD_NUMBER: _builtins.int
+    MIN_P_FIELD_NUMBER: _builtins.int
+    LOGIT_BIAS_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
     """Softmax temperature in [0, 2]. 0 means greedy decoding (always the most
     likely token). Default: the server's `default_temperature`.
@@ -168,6 +196,25 @@ class SamplingParams(_message.Message):
     the same text, alone or batched with others. Default: a random seed,
     reported back in `Started.seed` and `Final.seed`.
     """
+    presence_penalty: _builtins.float
+    """Subtracted once from the logit of every token already in the output, as
+    OpenAI's presence_penalty; in [-2, 2]. Default 0 (off).
+    """
+    frequency_penalty: _builtins.float
+    """Subtracted from a token's logit once per time it is already in the output,
+    as OpenAI's frequency_penalty; in [-2, 2]. Default 0 (off).
+    """
+    min_p: _builtins.float
+    """Drops tokens whose probability is below min_p times the most likely
+    token's, before sampling; in [0, 1]. Default 0 (off). Ignored when greedy.
+    """
+    @_builtins.property
+    def logit_bias(self) -> _containers.ScalarMap[_builtins.int, _builtins.float]:
+        """Added to the logits of these token ids before sampling (greedy included);
+        each value in [-100, 100] and each id below the vocabulary size; at most
+        300 entries. -100 in practice bans a token. Default: none.
+        """
+
     def __init__(
         self,
         *,
@@ -176,11 +223,21 @@ class SamplingParams(_message.Message):
         top_k: _builtins.int | None = ...,
         repetition_penalty: _builtins.float | None = ...,
         seed: _builtins.int | None = ...,
+        presence_penalty: _builtins.float | None = ...,
+        frequency_penalty: _builtins.float | None = ...,
+        min_p: _builtins.float | None = ...,
+        logit_bias: _abc.Mapping[_builtins.int, _builtins.float] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_min_p", b"_min_p", "_presence_penalty", b"_presence_penalty", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "min_p", b"min_p", "presence_penalty", b"presence_penalty", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_min_p", b"_min_p", "_presence_penalty", b"_presence_penalty", "_repetition_penalty", b"_repetition_penalty", "_seed", b"_seed", "_temperature", b"_temperature", "_top_k", b"_top_k", "_top_p", b"_top_p", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "min_p", b"min_p", "presence_penalty", b"presence_penalty", "repetition_penalty", b"repetition_penalty", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k", "top_p", b"top_p"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
+    _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
+    _WhichOneofReturnType__min_p: _TypeAlias = _typing.Literal["min_p"]  # noqa: Y015
+    _WhichOneofArgType__min_p: _TypeAlias = _typing.Literal["_min_p", b"_min_p"]  # noqa: Y015
+    _WhichOneofReturnType__presence_penalty: _TypeAlias = _typing.Literal["presence_penalty"]  # noqa: Y015
+    _WhichOneofArgType__presence_penalty: _TypeAlias = _typing.Literal["_presence_penalty", b"_presence_penalty"]  # noqa: Y015
     _WhichOneofReturnType__repetition_penalty: _TypeAlias = _typing.Literal["repetition_penalty"]  # noqa: Y015
     _WhichOneofArgType__repetition_penalty: _TypeAlias = _typing.Literal["_repetition_penalty", b"_repetition_penalty"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
@@ -191,6 +248,12 @@ class SamplingParams(_message.Message):
     _WhichOneofArgType__top_k: _TypeAlias = _typing.Literal["_top_k", b"_top_k"]  # noqa: Y015
     _WhichOneofReturnType__top_p: _TypeAlias = _typing.Literal["top_p"]  # noqa: Y015
     _WhichOneofArgType__top_p: _TypeAlias = _typing.Literal["_top_p", b"_top_p"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__frequency_penalty) -> _WhichOneofReturnType__frequency_penalty | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_p) -> _WhichOneofReturnType__min_p | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__presence_penalty) -> _WhichOneofReturnType__presence_penalty | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__repetition_penalty) -> _WhichOneofReturnType__repetition_penalty | None: ...
     @_typing.overload
@@ -215,6 +278,8 @@ class StoppingCriteria(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _builtins.int
     INCLUDE_STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
     TIME_LIMIT_MS_FIELD_NUMBER: _builtins.int
+    STOP_TOKEN_IDS_FIELD_NUMBER: _builtins.int
+    IGNORE_EOS_FIELD_NUMBER: _builtins.int
     max_new_tokens: _builtins.int
     """Most tokens to generate, in [1, ServerLimits.max_new_tokens].
     Default: ServerLimits.default_max_new_tokens.
@@ -232,12 +297,23 @@ class StoppingCriteria(_message.Message):
     the call ends OK with the text so far and STOP_REASON_TIME_LIMIT, unlike
     the gRPC deadline, which fails the call. 0 or unset: no limit.
     """
+    ignore_eos: _builtins.bool
+    """Keep generating past the end-of-sequence token until another rule stops
+    the generation (benchmarks use it for a fixed length). Default false.
+    """
     @_builtins.property
     def stop_sequences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Strings that end the generation when they appear in the output text, even
         when they span several tokens. The output is cut exactly at the first
         match. At most ServerLimits.max_stop_sequences, each non-empty and at most
         ServerLimits.max_stop_sequence_length characters.
+        """
+
+    @_builtins.property
+    def stop_token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Token ids that end the generation when sampled (STOP_REASON_STOP_TOKEN);
+        the id is counted but its text is not part of the output. At most 16
+        ids, each below the vocabulary size. Default: none.
         """
 
     def __init__(
@@ -248,10 +324,12 @@ class StoppingCriteria(_message.Message):
         stop_sequences: _abc.Iterable[_builtins.str] | None = ...,
         include_stop_sequence: _builtins.bool = ...,
         time_limit_ms: _builtins.int | None = ...,
+        stop_token_ids: _abc.Iterable[_builtins.int] | None = ...,
+        ignore_eos: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_new_tokens", b"_max_new_tokens", "_min_new_tokens", b"_min_new_tokens", "_time_limit_ms", b"_time_limit_ms", "max_new_tokens", b"max_new_tokens", "min_new_tokens", b"min_new_tokens", "time_limit_ms", b"time_limit_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_new_tokens", b"_max_new_tokens", "_min_new_tokens", b"_min_new_tokens", "_time_limit_ms", b"_time_limit_ms", "include_stop_sequence", b"include_stop_sequence", "max_new_tokens", b"max_new_tokens", "min_new_tokens", b"min_new_tokens", "stop_sequences", b"stop_sequences", "time_limit_ms", b"time_limit_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_new_tokens", b"_max_new_tokens", "_min_new_tokens", b"_min_new_tokens", "_time_limit_ms", b"_time_limit_ms", "ignore_eos", b"ignore_eos", "include_stop_sequence", b"include_stop_sequence", "max_new_tokens", b"max_new_tokens", "min_new_tokens", b"min_new_tokens", "stop_sequences", b"stop_sequences", "stop_token_ids", b"stop_token_ids", "time_limit_ms", b"time_limit_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_new_tokens: _TypeAlias = _typing.Literal["max_new_tokens"]  # noqa: Y015
     _WhichOneofArgType__max_new_tokens: _TypeAlias = _typing.Literal["_max_new_tokens", b"_max_new_tokens"]  # noqa: Y015
@@ -311,6 +389,7 @@ class GenerateRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    N_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
@@ -319,6 +398,11 @@ class GenerateRequest(_message.Message):
     """
     cache: Global___CachePolicy.ValueType
     """Whether the result cache may answer this call. Default: use it."""
+    n: _builtins.int
+    """How many samples of the prompt to generate, in [1, 8]; 0 means 1. Each is
+    its own generation (no shared prefill yet) with a seed derived from the
+    request's seed and its index, so a seeded request repeats every choice.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered with the model's chat template and followed by the
@@ -347,10 +431,11 @@ class GenerateRequest(_message.Message):
         options: Global___OutputOptions | None = ...,
         request_id: _builtins.str = ...,
         cache: Global___CachePolicy.ValueType = ...,
+        n: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
@@ -374,6 +459,7 @@ class GenerateStreamRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
+    N_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
@@ -382,6 +468,11 @@ class GenerateStreamRequest(_message.Message):
     """
     cache: Global___CachePolicy.ValueType
     """Whether the result cache may answer this call. Default: use it."""
+    n: _builtins.int
+    """How many samples of the prompt to generate, in [1, 8]; 0 means 1. Each is
+    its own generation (no shared prefill yet) with a seed derived from the
+    request's seed and its index, so a seeded request repeats every choice.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]:
         """Chat turns, rendered with the model's chat template and followed by the
@@ -410,10 +501,11 @@ class GenerateStreamRequest(_message.Message):
         options: Global___OutputOptions | None = ...,
         request_id: _builtins.str = ...,
         cache: Global___CachePolicy.ValueType = ...,
+        n: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
@@ -611,12 +703,15 @@ class Delta(_message.Message):
     TOKEN_IDS_FIELD_NUMBER: _builtins.int
     GENERATED_TOKEN_COUNT_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
+    CHOICE_INDEX_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """New text. Never splits a character; never holds a part of a stop
     sequence. Concatenated, the deltas equal `GenerateResponse.text`.
     """
     generated_token_count: _builtins.int
     """Tokens generated so far, this delta's included."""
+    choice_index: _builtins.int
+    """Which of the request's n choices this text belongs to, from 0."""
     @_builtins.property
     def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Ids of the tokens this delta's text came from."""
@@ -632,10 +727,11 @@ class Delta(_message.Message):
         token_ids: _abc.Iterable[_builtins.int] | None = ...,
         generated_token_count: _builtins.int = ...,
         logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
+        choice_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["generated_token_count", b"generated_token_count", "logprobs", b"logprobs", "text", b"text", "token_ids", b"token_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice_index", b"choice_index", "generated_token_count", b"generated_token_count", "logprobs", b"logprobs", "text", b"text", "token_ids", b"token_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -678,6 +774,7 @@ class Final(_message.Message):
     TIMINGS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
+    CHOICE_INDEX_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request id."""
     stop_reason: Global___StopReason.ValueType
@@ -689,6 +786,10 @@ class Final(_message.Message):
     cached: _builtins.bool
     """Whether the result was served from the result cache (also sent as the
     `x-seseragi-cache` response header: "hit", "miss" or "bypass").
+    """
+    choice_index: _builtins.int
+    """Which of the request's n choices ended, from 0. With n > 1 the stream
+    carries one Final per choice and ends after the last.
     """
     @_builtins.property
     def usage(self) -> Global___Usage:
@@ -708,10 +809,11 @@ class Final(_message.Message):
         timings: Global___Timings | None = ...,
         seed: _builtins.int = ...,
         cached: _builtins.bool = ...,
+        choice_index: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "choice_index", b"choice_index", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -779,6 +881,7 @@ class GenerateResponse(_message.Message):
     SEED_FIELD_NUMBER: _builtins.int
     LOGPROBS_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
+    CHOICES_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request id."""
     text: _builtins.str
@@ -809,6 +912,12 @@ class GenerateResponse(_message.Message):
     def logprobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
         """Per-token log-probabilities, one per token id, when requested."""
 
+    @_builtins.property
+    def choices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Choice]:
+        """With n > 1, every choice in index order (the fields above then describe
+        choice 0); empty when n is 1.
+        """
+
     def __init__(
         self,
         *,
@@ -822,14 +931,71 @@ class GenerateResponse(_message.Message):
         seed: _builtins.int = ...,
         logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
         cached: _builtins.bool = ...,
+        choices: _abc.Iterable[Global___Choice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "logprobs", b"logprobs", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "text", b"text", "timings", b"timings", "token_ids", b"token_ids", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "choices", b"choices", "logprobs", b"logprobs", "request_id", b"request_id", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "text", b"text", "timings", b"timings", "token_ids", b"token_ids", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class Choice(_message.Message):
+    """One of several samples of a prompt in a GenerateResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    TOKEN_IDS_FIELD_NUMBER: _builtins.int
+    STOP_REASON_FIELD_NUMBER: _builtins.int
+    STOP_SEQUENCE_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    LOGPROBS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The choice's index, from 0."""
+    text: _builtins.str
+    """Its text, cut at the stop sequence when one matched."""
+    stop_reason: Global___StopReason.ValueType
+    """Why it ended."""
+    stop_sequence: _builtins.str
+    """The stop sequence that matched, when stop_reason is STOP_REASON_STOP_SEQUENCE."""
+    seed: _builtins.int
+    """The seed this choice sampled with."""
+    @_builtins.property
+    def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Its generated token ids."""
+
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """Its token counts (input_tokens is the prompt's, the same for every choice)."""
+
+    @_builtins.property
+    def logprobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenLogprob]:
+        """Per-token log-probabilities, when requested."""
+
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        text: _builtins.str = ...,
+        token_ids: _abc.Iterable[_builtins.int] | None = ...,
+        stop_reason: Global___StopReason.ValueType = ...,
+        stop_sequence: _builtins.str = ...,
+        usage: Global___Usage | None = ...,
+        seed: _builtins.int = ...,
+        logprobs: _abc.Iterable[Global___TokenLogprob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "logprobs", b"logprobs", "seed", b"seed", "stop_reason", b"stop_reason", "stop_sequence", b"stop_sequence", "text", b"text", "token_ids", b"token_ids", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Choice: _TypeAlias = Choice  # noqa: Y015
 
 @_typing.final
 class TokenizeRequest(_message.Message):

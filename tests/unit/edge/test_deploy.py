@@ -137,7 +137,9 @@ def test_container_config_holds_no_secret_and_keeps_admin_off_the_network(name: 
     assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
     assert listener["address"] == "0.0.0.0"
-    assert text.count(render.SECRET_FROM_ENV) == 2 and '"kty"' not in text  # no key inline
+    # One per route: the two gRPC ones and each OpenAI-compatible one; no key inline.
+    assert text.count(render.SECRET_FROM_ENV) == 2 + len(render.OPENAI_PATHS)
+    assert '"kty"' not in text
     clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
     host, _, port = deploy.TARGETS[name].upstream.rpartition(":")
     assert clusters["seseragi"]["type"] == ("STATIC" if host[0].isdigit() else "STRICT_DNS")
@@ -145,6 +147,12 @@ def test_container_config_holds_no_secret_and_keeps_admin_off_the_network(name: 
     assert endpoint["endpoint"]["address"]["socket_address"] == {
         "address": host,
         "port_value": int(port),
+    }
+    http_host, _, http_port = deploy.TARGETS[name].http_upstream.rpartition(":")
+    http_endpoint = clusters["seseragi_http"]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert http_endpoint[0]["endpoint"]["address"]["socket_address"] == {
+        "address": http_host,
+        "port_value": int(http_port),
     }
     (jwt,) = (f for f in http_filters(config) if f["name"].endswith("jwt_authn"))
     (provider,) = jwt["typed_config"]["providers"].values()

@@ -16,10 +16,10 @@ from seseragi.server.errors import (
     abort,
     error_boundary,
 )
+from seseragi.server.generations import Backend
 from seseragi.server.identity import caller
 from seseragi.server.jobs.store import JobEnded, JobRecord, JobStore
 from seseragi.server.request_parsing import MAX_REQUEST_ID_LENGTH, parse_generate
-from seseragi.server.servicer import Backend
 from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -86,6 +86,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             if len(request.idempotency_key) > MAX_REQUEST_ID_LENGTH:
                 limit = f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
                 raise InvalidRequest([FieldViolation("idempotency_key", limit, "TOO_LONG")])
+            if generate.n > 1:  # a job's log and result hold one generation
+                one = "a job runs one choice; submit one job per sample"
+                raise InvalidRequest([FieldViolation("request.n", one, "UNSUPPORTED")])
             parsed = await asyncio.to_thread(
                 parse_generate,
                 generate,

@@ -23,11 +23,11 @@ from redis.exceptions import RedisError
 from seseragi.config import Settings
 from seseragi.engine.async_engine import RequestHandle
 from seseragi.engine.errors import EngineFull
-from seseragi.engine.types import Failed, Finished, Request, TextDelta
-from seseragi.server import messages
+from seseragi.engine.types import Finished, Request, TextDelta
+from seseragi.server import messages, relay
 from seseragi.server.errors import InvalidRequest, to_status
+from seseragi.server.generations import Backend
 from seseragi.server.jobs.store import Claimed, JobRecord, JobStore
-from seseragi.server.servicer import Backend
 from seseragi.v1 import generation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -141,26 +141,26 @@ class JobWorker:
     ) -> None:
         """Log each delta, then the end; stop early once the job was cancelled."""
         renewed = time.monotonic()
-        while True:
-            event = await handle.next_event(timeout=self._renew_every_s)
-            if time.monotonic() - renewed >= self._renew_every_s:
-                await self._store.renew(self.consumer, claimed.message_id)
-                renewed = time.monotonic()
-                if await self._store.state(job_id) != "running":
-                    return
-            if isinstance(event, TextDelta):
-                piece = messages.delta(event, self._backend.tokenizer)
-                logged = pb.GenerateStreamResponse(delta=piece).SerializeToString()
-                if not await self._store.append(job_id, event.generated_token_count, logged):
-                    return
-            elif isinstance(event, Finished):
-                last = messages.final(event, parsed.request_id, parsed.sampling.seed)
-                await self._succeed(job_id, last)
-                return
-            elif isinstance(event, Failed):
-                status = to_status(event.error, parsed.request_id)
-                await self._store.fail(job_id, code_pb2.Code.Name(status.code), status.message)
-                return
+        try:
+            async for event in relay.events(handle, self._renew_every_s):
+                if time.monotonic() - renewed >= self._renew_every_s:
+                    await self._store.renew(self.consumer, claimed.message_id)
+                    renewed = time.monotonic()
+                    if await self._store.state(job_id) != "running":
+                        return
+                if isinstance(event, TextDelta):
+                    piece = messages.delta(event, self._backend.tokenizer)
+                    logged = pb.GenerateStreamResponse(delta=piece).SerializeToString()
+                    if not await self._store.append(job_id, event.generated_token_count, logged):
+                        return
+                elif isinstance(event, Finished):
+                    last = messages.final(event, parsed.request_id, parsed.sampling.seed)
+                    await self._succeed(job_id, last)
+        except (RedisError, OSError):
+            raise  # the store is down: the claim lapses and another worker reruns the job
+        except Exception as exc:  # noqa: BLE001 - the engine's error, mapped by the one table
+            status = to_status(exc, parsed.request_id)
+            await self._store.fail(job_id, code_pb2.Code.Name(status.code), status.message)
 
     async def _succeed(self, job_id: str, last: pb.Final) -> None:
         """End the job with the result its log holds: what watchers saw is what GetJob returns,

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file seseragi/v1/generation.proto.
  */
 export const file_seseragi_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("ChxzZXNlcmFnaS92MS9nZW5lcmF0aW9uLnByb3RvEgtzZXNlcmFnaS52MSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkiygEKDlNhbXBsaW5nUGFyYW1zEhgKC3RlbXBlcmF0dXJlGAEgASgCSACIAQESEgoFdG9wX3AYAiABKAJIAYgBARISCgV0b3BfaxgDIAEoBUgCiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgEIAEoAkgDiAEBEhEKBHNlZWQYBSABKARIBIgBAUIOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQggKBl90b3Bfa0IVChNfcmVwZXRpdGlvbl9wZW5hbHR5QgcKBV9zZWVkItcBChBTdG9wcGluZ0NyaXRlcmlhEhsKDm1heF9uZXdfdG9rZW5zGAEgASgNSACIAQESGwoObWluX25ld190b2tlbnMYAiABKA1IAYgBARIWCg5zdG9wX3NlcXVlbmNlcxgDIAMoCRIdChVpbmNsdWRlX3N0b3Bfc2VxdWVuY2UYBCABKAgSGgoNdGltZV9saW1pdF9tcxgFIAEoDUgCiAEBQhEKD19tYXhfbmV3X3Rva2Vuc0IRCg9fbWluX25ld190b2tlbnNCEAoOX3RpbWVfbGltaXRfbXMiNwoNT3V0cHV0T3B0aW9ucxIQCghsb2dwcm9icxgBIAEoCBIUCgx0b3BfbG9ncHJvYnMYAiABKA0ipwIKD0dlbmVyYXRlUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeUIJCgdfcHJvbXB0Iq0CChVHZW5lcmF0ZVN0cmVhbVJlcXVlc3QSEwoGcHJvbXB0GAEgASgJSACIAQESKgoIbWVzc2FnZXMYAiADKAsyGC5zZXNlcmFnaS52MS5DaGF0TWVzc2FnZRItCghzYW1wbGluZxgDIAEoCzIbLnNlc2VyYWdpLnYxLlNhbXBsaW5nUGFyYW1zEi8KCHN0b3BwaW5nGAQgASgLMh0uc2VzZXJhZ2kudjEuU3RvcHBpbmdDcml0ZXJpYRIrCgdvcHRpb25zGAUgASgLMhouc2VzZXJhZ2kudjEuT3V0cHV0T3B0aW9ucxISCgpyZXF1ZXN0X2lkGAYgASgJEicKBWNhY2hlGAcgASgOMhguc2VzZXJhZ2kudjEuQ2FjaGVQb2xpY3lCCQoHX3Byb21wdCI0CgVVc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKA0SFQoNb3V0cHV0X3Rva2VucxgCIAEoDSLAAQoHVGltaW5ncxIoCgVxdWV1ZRgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEikKBmRlY29kZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIoCgV0b3RhbBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiI+CgpUb3BMb2dwcm9iEhAKCHRva2VuX2lkGAEgASgNEg0KBXRva2VuGAIgASgJEg8KB2xvZ3Byb2IYAyABKAIibwoMVG9rZW5Mb2dwcm9iEhAKCHRva2VuX2lkGAEgASgNEg0KBXRva2VuGAIgASgJEg8KB2xvZ3Byb2IYAyABKAISLQoMdG9wX2xvZ3Byb2JzGAQgAygLMhcuc2VzZXJhZ2kudjEuVG9wTG9ncHJvYiJeCgdTdGFydGVkEhIKCnJlcXVlc3RfaWQYASABKAkSGQoRaW5wdXRfdG9rZW5fY291bnQYAiABKA0SDAoEc2VlZBgDIAEoBBIWCg5xdWV1ZV9wb3NpdGlvbhgEIAEoDSJ0CgVEZWx0YRIMCgR0ZXh0GAEgASgJEhEKCXRva2VuX2lkcxgCIAMoDRIdChVnZW5lcmF0ZWRfdG9rZW5fY291bnQYAyABKA0SKwoIbG9ncHJvYnMYBCADKAsyGS5zZXNlcmFnaS52MS5Ub2tlbkxvZ3Byb2IiLgoJSGVhcnRiZWF0EiEKBXBoYXNlGAEgASgOMhIuc2VzZXJhZ2kudjEuUGhhc2UiyAEKBUZpbmFsEhIKCnJlcXVlc3RfaWQYASABKAkSLAoLc3RvcF9yZWFzb24YAiABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYAyABKAkSIQoFdXNhZ2UYBCABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAUgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAYgASgEEg4KBmNhY2hlZBgHIAEoCCLBAQoWR2VuZXJhdGVTdHJlYW1SZXNwb25zZRInCgdzdGFydGVkGAEgASgLMhQuc2VzZXJhZ2kudjEuU3RhcnRlZEgAEiMKBWRlbHRhGAIgASgLMhIuc2VzZXJhZ2kudjEuRGVsdGFIABIrCgloZWFydGJlYXQYAyABKAsyFi5zZXNlcmFnaS52MS5IZWFydGJlYXRIABIjCgVmaW5hbBgEIAEoCzISLnNlc2VyYWdpLnYxLkZpbmFsSABCBwoFZXZlbnQioQIKEEdlbmVyYXRlUmVzcG9uc2USEgoKcmVxdWVzdF9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEhEKCXRva2VuX2lkcxgDIAMoDRIsCgtzdG9wX3JlYXNvbhgEIAEoDjIXLnNlc2VyYWdpLnYxLlN0b3BSZWFzb24SFQoNc3RvcF9zZXF1ZW5jZRgFIAEoCRIhCgV1c2FnZRgGIAEoCzISLnNlc2VyYWdpLnYxLlVzYWdlEiUKB3RpbWluZ3MYByABKAsyFC5zZXNlcmFnaS52MS5UaW1pbmdzEgwKBHNlZWQYCCABKAQSKwoIbG9ncHJvYnMYCSADKAsyGS5zZXNlcmFnaS52MS5Ub2tlbkxvZ3Byb2ISDgoGY2FjaGVkGAogASgIIl0KD1Rva2VuaXplUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlQgkKB19wcm9tcHQigQEKEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEhMKC3Rva2VuX2NvdW50GAIgASgNEhUKDXdpdGhpbl9saW1pdHMYAyABKAgSFwoPbGltaXRfdmlvbGF0aW9uGAQgASgJEhUKDXJlbmRlcmVkX3RleHQYBSABKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCIsCgxRdWFudGl6YXRpb24SDgoGbWV0aG9kGAEgASgJEgwKBGJpdHMYAiABKA0i6wIKDFNlcnZlckxpbWl0cxIYChBtYXhfaW5wdXRfdG9rZW5zGAEgASgNEhYKDm1heF9uZXdfdG9rZW5zGAIgASgNEh4KFmRlZmF1bHRfbWF4X25ld190b2tlbnMYAyABKA0SGwoTZGVmYXVsdF90ZW1wZXJhdHVyZRgEIAEoAhIaChJtYXhfc3RvcF9zZXF1ZW5jZXMYBSABKA0SIAoYbWF4X3N0b3Bfc2VxdWVuY2VfbGVuZ3RoGAYgASgNEhgKEG1heF90b3BfbG9ncHJvYnMYByABKA0SHAoUbWF4X3J1bm5pbmdfcmVxdWVzdHMYCCABKA0SGwoTbWF4X3F1ZXVlZF9yZXF1ZXN0cxgJIAEoDRIZChFtYXhfcmVxdWVzdF9ieXRlcxgKIAEoDRIaChJtYXhfcmVzcG9uc2VfYnl0ZXMYCyABKA0SIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYDCABKAIiXwoMQ2FwYWJpbGl0aWVzEgwKBGNoYXQYASABKAgSEAoIbG9ncHJvYnMYAiABKAgSFwoPc2VlZGVkX3NhbXBsaW5nGAMgASgIEhYKDnN0b3Bfc2VxdWVuY2VzGAQgASgIIv4BChRHZXRNb2RlbEluZm9SZXNwb25zZRIQCghtb2RlbF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCRINCgVkdHlwZRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSLwoMcXVhbnRpemF0aW9uGAUgASgLMhkuc2VzZXJhZ2kudjEuUXVhbnRpemF0aW9uEhYKDmNvbnRleHRfbGVuZ3RoGAYgASgNEikKBmxpbWl0cxgHIAEoCzIZLnNlc2VyYWdpLnYxLlNlcnZlckxpbWl0cxIvCgxjYXBhYmlsaXRpZXMYCCABKAsyGS5zZXNlcmFnaS52MS5DYXBhYmlsaXRpZXMqXgoLQ2FjaGVQb2xpY3kSHAoYQ0FDSEVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQ0FDSEVfUE9MSUNZX0JZUEFTUxABEhgKFENBQ0hFX1BPTElDWV9SRUZSRVNIEAIqwQEKClN0b3BSZWFzb24SGwoXU1RPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAESHwobU1RPUF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RJTUVfTElNSVQQBBIeChpTVE9QX1JFQVNPTl9DT05URVhUX0xFTkdUSBAFKkMKBVBoYXNlEhUKEVBIQVNFX1VOU1BFQ0lGSUVEEAASEAoMUEhBU0VfUVVFVUVEEAESEQoNUEhBU0VfUlVOTklORxACMrwDChFHZW5lcmF0aW9uU2VydmljZRJgCghHZW5lcmF0ZRIcLnNlc2VyYWdpLnYxLkdlbmVyYXRlUmVxdWVzdBodLnNlc2VyYWdpLnYxLkdlbmVyYXRlUmVzcG9uc2UiF4LT5JMCEToBKiIML3YxL2dlbmVyYXRlEnsKDkdlbmVyYXRlU3RyZWFtEiIuc2VzZXJhZ2kudjEuR2VuZXJhdGVTdHJlYW1SZXF1ZXN0GiMuc2VzZXJhZ2kudjEuR2VuZXJhdGVTdHJlYW1SZXNwb25zZSIegtPkkwIYOgEqIhMvdjEvZ2VuZXJhdGU6c3RyZWFtMAESYAoIVG9rZW5pemUSHC5zZXNlcmFnaS52MS5Ub2tlbml6ZVJlcXVlc3QaHS5zZXNlcmFnaS52MS5Ub2tlbml6ZVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS90b2tlbml6ZRJmCgxHZXRNb2RlbEluZm8SIC5zZXNlcmFnaS52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GiEuc2VzZXJhZ2kudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2UiEYLT5JMCCxIJL3YxL21vZGVsQmgKD2Rldi5zZXNlcmFnaS52MUIPR2VuZXJhdGlvblByb3RvUAFaQmdpdGh1Yi5jb20vc2VzZXJhZ2kvc2VzZXJhZ2kvY2xpZW50cy9nby9nZW4vc2VzZXJhZ2kvdjE7c2VzZXJhZ2l2MWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration]);
+  fileDesc("ChxzZXNlcmFnaS92MS9nZW5lcmF0aW9uLnByb3RvEgtzZXNlcmFnaS52MSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkixAMKDlNhbXBsaW5nUGFyYW1zEhgKC3RlbXBlcmF0dXJlGAEgASgCSACIAQESEgoFdG9wX3AYAiABKAJIAYgBARISCgV0b3BfaxgDIAEoBUgCiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgEIAEoAkgDiAEBEhEKBHNlZWQYBSABKARIBIgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAYgASgCSAWIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYByABKAJIBogBARISCgVtaW5fcBgIIAEoAkgHiAEBEj4KCmxvZ2l0X2JpYXMYCSADKAsyKi5zZXNlcmFnaS52MS5TYW1wbGluZ1BhcmFtcy5Mb2dpdEJpYXNFbnRyeRowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKA0SDQoFdmFsdWUYAiABKAI6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl9taW5fcCKDAgoQU3RvcHBpbmdDcml0ZXJpYRIbCg5tYXhfbmV3X3Rva2VucxgBIAEoDUgAiAEBEhsKDm1pbl9uZXdfdG9rZW5zGAIgASgNSAGIAQESFgoOc3RvcF9zZXF1ZW5jZXMYAyADKAkSHQoVaW5jbHVkZV9zdG9wX3NlcXVlbmNlGAQgASgIEhoKDXRpbWVfbGltaXRfbXMYBSABKA1IAogBARIWCg5zdG9wX3Rva2VuX2lkcxgGIAMoDRISCgppZ25vcmVfZW9zGAcgASgIQhEKD19tYXhfbmV3X3Rva2Vuc0IRCg9fbWluX25ld190b2tlbnNCEAoOX3RpbWVfbGltaXRfbXMiNwoNT3V0cHV0T3B0aW9ucxIQCghsb2dwcm9icxgBIAEoCBIUCgx0b3BfbG9ncHJvYnMYAiABKA0isgIKD0dlbmVyYXRlUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeRIJCgFuGAggASgNQgkKB19wcm9tcHQiuAIKFUdlbmVyYXRlU3RyZWFtUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeRIJCgFuGAggASgNQgkKB19wcm9tcHQiNAoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgNEhUKDW91dHB1dF90b2tlbnMYAiABKA0iwAEKB1RpbWluZ3MSKAoFcXVldWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIpCgZkZWNvZGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKAoFdG90YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPgoKVG9wTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCIm8KDFRva2VuTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCEi0KDHRvcF9sb2dwcm9icxgEIAMoCzIXLnNlc2VyYWdpLnYxLlRvcExvZ3Byb2IiXgoHU3RhcnRlZBISCgpyZXF1ZXN0X2lkGAEgASgJEhkKEWlucHV0X3Rva2VuX2NvdW50GAIgASgNEgwKBHNlZWQYAyABKAQSFgoOcXVldWVfcG9zaXRpb24YBCABKA0iigEKBURlbHRhEgwKBHRleHQYASABKAkSEQoJdG9rZW5faWRzGAIgAygNEh0KFWdlbmVyYXRlZF90b2tlbl9jb3VudBgDIAEoDRIrCghsb2dwcm9icxgEIAMoCzIZLnNlc2VyYWdpLnYxLlRva2VuTG9ncHJvYhIUCgxjaG9pY2VfaW5kZXgYBSABKA0iLgoJSGVhcnRiZWF0EiEKBXBoYXNlGAEgASgOMhIuc2VzZXJhZ2kudjEuUGhhc2Ui3gEKBUZpbmFsEhIKCnJlcXVlc3RfaWQYASABKAkSLAoLc3RvcF9yZWFzb24YAiABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYAyABKAkSIQoFdXNhZ2UYBCABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAUgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAYgASgEEg4KBmNhY2hlZBgHIAEoCBIUCgxjaG9pY2VfaW5kZXgYCCABKA0iwQEKFkdlbmVyYXRlU3RyZWFtUmVzcG9uc2USJwoHc3RhcnRlZBgBIAEoCzIULnNlc2VyYWdpLnYxLlN0YXJ0ZWRIABIjCgVkZWx0YRgCIAEoCzISLnNlc2VyYWdpLnYxLkRlbHRhSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuc2VzZXJhZ2kudjEuSGVhcnRiZWF0SAASIwoFZmluYWwYBCABKAsyEi5zZXNlcmFnaS52MS5GaW5hbEgAQgcKBWV2ZW50IscCChBHZW5lcmF0ZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAcgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAggASgEEisKCGxvZ3Byb2JzGAkgAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iEg4KBmNhY2hlZBgKIAEoCBIkCgdjaG9pY2VzGAsgAygLMhMuc2VzZXJhZ2kudjEuQ2hvaWNlItsBCgZDaG9pY2USDQoFaW5kZXgYASABKA0SDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIMCgRzZWVkGAcgASgEEisKCGxvZ3Byb2JzGAggAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iIl0KD1Rva2VuaXplUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlQgkKB19wcm9tcHQigQEKEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEhMKC3Rva2VuX2NvdW50GAIgASgNEhUKDXdpdGhpbl9saW1pdHMYAyABKAgSFwoPbGltaXRfdmlvbGF0aW9uGAQgASgJEhUKDXJlbmRlcmVkX3RleHQYBSABKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCIsCgxRdWFudGl6YXRpb24SDgoGbWV0aG9kGAEgASgJEgwKBGJpdHMYAiABKA0i6wIKDFNlcnZlckxpbWl0cxIYChBtYXhfaW5wdXRfdG9rZW5zGAEgASgNEhYKDm1heF9uZXdfdG9rZW5zGAIgASgNEh4KFmRlZmF1bHRfbWF4X25ld190b2tlbnMYAyABKA0SGwoTZGVmYXVsdF90ZW1wZXJhdHVyZRgEIAEoAhIaChJtYXhfc3RvcF9zZXF1ZW5jZXMYBSABKA0SIAoYbWF4X3N0b3Bfc2VxdWVuY2VfbGVuZ3RoGAYgASgNEhgKEG1heF90b3BfbG9ncHJvYnMYByABKA0SHAoUbWF4X3J1bm5pbmdfcmVxdWVzdHMYCCABKA0SGwoTbWF4X3F1ZXVlZF9yZXF1ZXN0cxgJIAEoDRIZChFtYXhfcmVxdWVzdF9ieXRlcxgKIAEoDRIaChJtYXhfcmVzcG9uc2VfYnl0ZXMYCyABKA0SIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYDCABKAIiXwoMQ2FwYWJpbGl0aWVzEgwKBGNoYXQYASABKAgSEAoIbG9ncHJvYnMYAiABKAgSFwoPc2VlZGVkX3NhbXBsaW5nGAMgASgIEhYKDnN0b3Bfc2VxdWVuY2VzGAQgASgIIv4BChRHZXRNb2RlbEluZm9SZXNwb25zZRIQCghtb2RlbF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCRINCgVkdHlwZRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSLwoMcXVhbnRpemF0aW9uGAUgASgLMhkuc2VzZXJhZ2kudjEuUXVhbnRpemF0aW9uEhYKDmNvbnRleHRfbGVuZ3RoGAYgASgNEikKBmxpbWl0cxgHIAEoCzIZLnNlc2VyYWdpLnYxLlNlcnZlckxpbWl0cxIvCgxjYXBhYmlsaXRpZXMYCCABKAsyGS5zZXNlcmFnaS52MS5DYXBhYmlsaXRpZXMqXgoLQ2FjaGVQb2xpY3kSHAoYQ0FDSEVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQ0FDSEVfUE9MSUNZX0JZUEFTUxABEhgKFENBQ0hFX1BPTElDWV9SRUZSRVNIEAIq3QEKClN0b3BSZWFzb24SGwoXU1RPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAESHwobU1RPUF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RJTUVfTElNSVQQBBIeChpTVE9QX1JFQVNPTl9DT05URVhUX0xFTkdUSBAFEhoKFlNUT1BfUkVBU09OX1NUT1BfVE9LRU4QBipDCgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEhAKDFBIQVNFX1FVRVVFRBABEhEKDVBIQVNFX1JVTk5JTkcQAjK8AwoRR2VuZXJhdGlvblNlcnZpY2USYAoIR2VuZXJhdGUSHC5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlcXVlc3QaHS5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS9nZW5lcmF0ZRJ7Cg5HZW5lcmF0ZVN0cmVhbRIiLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVxdWVzdBojLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2dlbmVyYXRlOnN0cmVhbTABEmAKCFRva2VuaXplEhwuc2VzZXJhZ2kudjEuVG9rZW5pemVSZXF1ZXN0Gh0uc2VzZXJhZ2kudjEuVG9rZW5pemVSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvdG9rZW5pemUSZgoMR2V0TW9kZWxJbmZvEiAuc2VzZXJhZ2kudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBohLnNlc2VyYWdpLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlIhGC0+STAgsSCS92MS9tb2RlbEJoCg9kZXYuc2VzZXJhZ2kudjFCD0dlbmVyYXRpb25Qcm90b1ABWkJnaXRodWIuY29tL3Nlc2VyYWdpL3Nlc2VyYWdpL2NsaWVudHMvZ28vZ2VuL3Nlc2VyYWdpL3YxO3Nlc2VyYWdpdjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration]);
 
 /**
  * ChatMessage is one turn of a conversation, rendered with the model's chat
@@ -91,6 +91,39 @@ export type SamplingParams = Message<"seseragi.v1.SamplingParams"> & {
    * @generated from field: optional uint64 seed = 5;
    */
   seed?: bigint | undefined;
+
+  /**
+   * Subtracted once from the logit of every token already in the output, as
+   * OpenAI's presence_penalty; in [-2, 2]. Default 0 (off).
+   *
+   * @generated from field: optional float presence_penalty = 6;
+   */
+  presencePenalty?: number | undefined;
+
+  /**
+   * Subtracted from a token's logit once per time it is already in the output,
+   * as OpenAI's frequency_penalty; in [-2, 2]. Default 0 (off).
+   *
+   * @generated from field: optional float frequency_penalty = 7;
+   */
+  frequencyPenalty?: number | undefined;
+
+  /**
+   * Drops tokens whose probability is below min_p times the most likely
+   * token's, before sampling; in [0, 1]. Default 0 (off). Ignored when greedy.
+   *
+   * @generated from field: optional float min_p = 8;
+   */
+  minP?: number | undefined;
+
+  /**
+   * Added to the logits of these token ids before sampling (greedy included);
+   * each value in [-100, 100] and each id below the vocabulary size; at most
+   * 300 entries. -100 in practice bans a token. Default: none.
+   *
+   * @generated from field: map<uint32, float> logit_bias = 9;
+   */
+  logitBias: { [key: number]: number };
 };
 
 /**
@@ -148,6 +181,23 @@ export type StoppingCriteria = Message<"seseragi.v1.StoppingCriteria"> & {
    * @generated from field: optional uint32 time_limit_ms = 5;
    */
   timeLimitMs?: number | undefined;
+
+  /**
+   * Token ids that end the generation when sampled (STOP_REASON_STOP_TOKEN);
+   * the id is counted but its text is not part of the output. At most 16
+   * ids, each below the vocabulary size. Default: none.
+   *
+   * @generated from field: repeated uint32 stop_token_ids = 6;
+   */
+  stopTokenIds: number[];
+
+  /**
+   * Keep generating past the end-of-sequence token until another rule stops
+   * the generation (benchmarks use it for a fixed length). Default false.
+   *
+   * @generated from field: bool ignore_eos = 7;
+   */
+  ignoreEos: boolean;
 };
 
 /**
@@ -243,6 +293,15 @@ export type GenerateRequest = Message<"seseragi.v1.GenerateRequest"> & {
    * @generated from field: seseragi.v1.CachePolicy cache = 7;
    */
   cache: CachePolicy;
+
+  /**
+   * How many samples of the prompt to generate, in [1, 8]; 0 means 1. Each is
+   * its own generation (no shared prefill yet) with a seed derived from the
+   * request's seed and its index, so a seeded request repeats every choice.
+   *
+   * @generated from field: uint32 n = 8;
+   */
+  n: number;
 };
 
 /**
@@ -310,6 +369,15 @@ export type GenerateStreamRequest = Message<"seseragi.v1.GenerateStreamRequest">
    * @generated from field: seseragi.v1.CachePolicy cache = 7;
    */
   cache: CachePolicy;
+
+  /**
+   * How many samples of the prompt to generate, in [1, 8]; 0 means 1. Each is
+   * its own generation (no shared prefill yet) with a seed derived from the
+   * request's seed and its index, so a seeded request repeats every choice.
+   *
+   * @generated from field: uint32 n = 8;
+   */
+  n: number;
 };
 
 /**
@@ -548,6 +616,13 @@ export type Delta = Message<"seseragi.v1.Delta"> & {
    * @generated from field: repeated seseragi.v1.TokenLogprob logprobs = 4;
    */
   logprobs: TokenLogprob[];
+
+  /**
+   * Which of the request's n choices this text belongs to, from 0.
+   *
+   * @generated from field: uint32 choice_index = 5;
+   */
+  choiceIndex: number;
 };
 
 /**
@@ -634,6 +709,14 @@ export type Final = Message<"seseragi.v1.Final"> & {
    * @generated from field: bool cached = 7;
    */
   cached: boolean;
+
+  /**
+   * Which of the request's n choices ended, from 0. With n > 1 the stream
+   * carries one Final per choice and ends after the last.
+   *
+   * @generated from field: uint32 choice_index = 8;
+   */
+  choiceIndex: number;
 };
 
 /**
@@ -773,6 +856,14 @@ export type GenerateResponse = Message<"seseragi.v1.GenerateResponse"> & {
    * @generated from field: bool cached = 10;
    */
   cached: boolean;
+
+  /**
+   * With n > 1, every choice in index order (the fields above then describe
+   * choice 0); empty when n is 1.
+   *
+   * @generated from field: repeated seseragi.v1.Choice choices = 11;
+   */
+  choices: Choice[];
 };
 
 /**
@@ -781,6 +872,76 @@ export type GenerateResponse = Message<"seseragi.v1.GenerateResponse"> & {
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
   messageDesc(file_seseragi_v1_generation, 15);
+
+/**
+ * One of several samples of a prompt in a GenerateResponse.
+ *
+ * @generated from message seseragi.v1.Choice
+ */
+export type Choice = Message<"seseragi.v1.Choice"> & {
+  /**
+   * The choice's index, from 0.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Its text, cut at the stop sequence when one matched.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * Its generated token ids.
+   *
+   * @generated from field: repeated uint32 token_ids = 3;
+   */
+  tokenIds: number[];
+
+  /**
+   * Why it ended.
+   *
+   * @generated from field: seseragi.v1.StopReason stop_reason = 4;
+   */
+  stopReason: StopReason;
+
+  /**
+   * The stop sequence that matched, when stop_reason is STOP_REASON_STOP_SEQUENCE.
+   *
+   * @generated from field: string stop_sequence = 5;
+   */
+  stopSequence: string;
+
+  /**
+   * Its token counts (input_tokens is the prompt's, the same for every choice).
+   *
+   * @generated from field: seseragi.v1.Usage usage = 6;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * The seed this choice sampled with.
+   *
+   * @generated from field: uint64 seed = 7;
+   */
+  seed: bigint;
+
+  /**
+   * Per-token log-probabilities, when requested.
+   *
+   * @generated from field: repeated seseragi.v1.TokenLogprob logprobs = 8;
+   */
+  logprobs: TokenLogprob[];
+};
+
+/**
+ * Describes the message seseragi.v1.Choice.
+ * Use `create(ChoiceSchema)` to create a new message.
+ */
+export const ChoiceSchema: GenMessage<Choice> = /*@__PURE__*/
+  messageDesc(file_seseragi_v1_generation, 16);
 
 /**
  * TokenizeRequest holds an input as a generate call would take it.
@@ -808,7 +969,7 @@ export type TokenizeRequest = Message<"seseragi.v1.TokenizeRequest"> & {
  * Use `create(TokenizeRequestSchema)` to create a new message.
  */
 export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 16);
+  messageDesc(file_seseragi_v1_generation, 17);
 
 /**
  * TokenizeResponse is the tokenized input.
@@ -857,7 +1018,7 @@ export type TokenizeResponse = Message<"seseragi.v1.TokenizeResponse"> & {
  * Use `create(TokenizeResponseSchema)` to create a new message.
  */
 export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 17);
+  messageDesc(file_seseragi_v1_generation, 18);
 
 /**
  * GetModelInfoRequest is empty.
@@ -872,7 +1033,7 @@ export type GetModelInfoRequest = Message<"seseragi.v1.GetModelInfoRequest"> & {
  * Use `create(GetModelInfoRequestSchema)` to create a new message.
  */
 export const GetModelInfoRequestSchema: GenMessage<GetModelInfoRequest> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 18);
+  messageDesc(file_seseragi_v1_generation, 19);
 
 /**
  * Quantization describes how the weights are stored.
@@ -900,7 +1061,7 @@ export type Quantization = Message<"seseragi.v1.Quantization"> & {
  * Use `create(QuantizationSchema)` to create a new message.
  */
 export const QuantizationSchema: GenMessage<Quantization> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 19);
+  messageDesc(file_seseragi_v1_generation, 20);
 
 /**
  * ServerLimits are the limits and defaults a request is checked against.
@@ -998,7 +1159,7 @@ export type ServerLimits = Message<"seseragi.v1.ServerLimits"> & {
  * Use `create(ServerLimitsSchema)` to create a new message.
  */
 export const ServerLimitsSchema: GenMessage<ServerLimits> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 20);
+  messageDesc(file_seseragi_v1_generation, 21);
 
 /**
  * Capabilities say which optional features the server supports.
@@ -1040,7 +1201,7 @@ export type Capabilities = Message<"seseragi.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 21);
+  messageDesc(file_seseragi_v1_generation, 22);
 
 /**
  * GetModelInfoResponse describes the served model and the server's limits.
@@ -1112,7 +1273,7 @@ export type GetModelInfoResponse = Message<"seseragi.v1.GetModelInfoResponse"> &
  * Use `create(GetModelInfoResponseSchema)` to create a new message.
  */
 export const GetModelInfoResponseSchema: GenMessage<GetModelInfoResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 22);
+  messageDesc(file_seseragi_v1_generation, 23);
 
 /**
  * CachePolicy says how a call uses the result cache. Only deterministic calls
@@ -1196,6 +1357,13 @@ export enum StopReason {
    * @generated from enum value: STOP_REASON_CONTEXT_LENGTH = 5;
    */
   CONTEXT_LENGTH = 5,
+
+  /**
+   * A token in StoppingCriteria.stop_token_ids was sampled.
+   *
+   * @generated from enum value: STOP_REASON_STOP_TOKEN = 6;
+   */
+  STOP_TOKEN = 6,
 }
 
 /**
