@@ -133,15 +133,7 @@ class ModelRunner:
         self._batch = None
 
     def _sampler_for(self, request: Request) -> RowSampler:
-        return RowSampler.create(
-            request.sampling,
-            request.prompt_token_ids,
-            min_new_tokens=request.stopping.min_new_tokens,
-            logprobs=request.logprobs,
-            top_logprobs=request.top_logprobs,
-            device=self._device,
-            stop_token_ids=request.stopping.stop_token_ids,
-        )
+        return RowSampler.for_request(request, self._device)
 
     def _forward(
         self,

@@ -66,14 +66,7 @@ class PagedModelRunner:
         sampler = self._samplers.get(seq.seq_id)
         if sampler is None:
             request = seq.request
-            sampler = RowSampler.create(
-                request.sampling,
-                request.prompt_token_ids,
-                min_new_tokens=request.stopping.min_new_tokens,
-                logprobs=request.logprobs,
-                top_logprobs=request.top_logprobs,
-                device=self._device,
-            )
+            sampler = RowSampler.for_request(request, self._device)
             self._samplers[seq.seq_id] = sampler
         return sampler
 

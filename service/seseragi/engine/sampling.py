@@ -49,6 +49,19 @@ class RowSampler:
             params, generator, seen, min_new_tokens, 0, logprobs, top_logprobs, stop_token_ids
         )
 
+    @classmethod
+    def for_request(cls, request: Request, device: torch.device) -> RowSampler:
+        """The sampler of one request, as every model runner creates it."""
+        return cls.create(
+            request.sampling,
+            request.prompt_token_ids,
+            min_new_tokens=request.stopping.min_new_tokens,
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs,
+            device=device,
+            stop_token_ids=request.stopping.stop_token_ids,
+        )
+
     def record(self, token_id: int) -> None:
         self.generated += 1
         if self.params.penalizes_output:
