@@ -148,25 +148,27 @@ class SamplingParams(_message.Message):
     REPETITION_PENALTY_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
-    """Softmax temperature in [0, 2]. 0 means greedy decoding (always the most
-    likely token). Default: the server's `default_temperature`.
+    """Softmax temperature in [0, 2]. Below 1e-5 (0 included) means greedy
+    decoding (always the most likely token). NaN is refused. Default: the
+    server's `default_temperature`.
     """
     top_p: _builtins.float
     """Nucleus sampling: keep the smallest set of tokens whose probability sums
-    to at least top_p. Range (0, 1]. Default 1 (off).
+    to at least top_p. Range (0, 1]; NaN is refused. Default 1 (off).
     """
     top_k: _builtins.int
-    """Keep only the k most likely tokens. 0 means off. Must not be negative.
-    Default 0.
+    """Keep only the k most likely tokens. 0, or any k at least the vocabulary
+    size, means off. Must not be negative. Default 0.
     """
     repetition_penalty: _builtins.float
-    """Penalty (> 0, at most 10) applied to tokens already in the prompt or the
-    output; 1 means none. Default 1.
+    """Penalty in [0.01, 10] applied to tokens already in the prompt or the
+    output (CTRL-style: positive logits divided by it, negative ones
+    multiplied); 1 means none. NaN is refused. Default 1.
     """
     seed: _builtins.int
-    """Seed for the random sampler. The same request with the same seed gives
-    the same text, alone or batched with others. Default: a random seed,
-    reported back in `Started.seed` and `Final.seed`.
+    """Seed for the random sampler, any value. The same request with the same
+    seed gives the same text, alone or batched with others. Default: a random
+    seed, reported back in `Started.seed` and `Final.seed`.
     """
     def __init__(
         self,

@@ -260,21 +260,23 @@ type SamplingParams struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// Softmax temperature in [0, 2]. 0 means greedy decoding (always the most
-	// likely token). Default: the server's `default_temperature`.
+	// Softmax temperature in [0, 2]. Below 1e-5 (0 included) means greedy
+	// decoding (always the most likely token). NaN is refused. Default: the
+	// server's `default_temperature`.
 	Temperature *float32 `protobuf:"fixed32,1,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
 	// Nucleus sampling: keep the smallest set of tokens whose probability sums
-	// to at least top_p. Range (0, 1]. Default 1 (off).
+	// to at least top_p. Range (0, 1]; NaN is refused. Default 1 (off).
 	TopP *float32 `protobuf:"fixed32,2,opt,name=top_p,json=topP,proto3,oneof" json:"top_p,omitempty"`
-	// Keep only the k most likely tokens. 0 means off. Must not be negative.
-	// Default 0.
+	// Keep only the k most likely tokens. 0, or any k at least the vocabulary
+	// size, means off. Must not be negative. Default 0.
 	TopK *int32 `protobuf:"varint,3,opt,name=top_k,json=topK,proto3,oneof" json:"top_k,omitempty"`
-	// Penalty (> 0, at most 10) applied to tokens already in the prompt or the
-	// output; 1 means none. Default 1.
+	// Penalty in [0.01, 10] applied to tokens already in the prompt or the
+	// output (CTRL-style: positive logits divided by it, negative ones
+	// multiplied); 1 means none. NaN is refused. Default 1.
 	RepetitionPenalty *float32 `protobuf:"fixed32,4,opt,name=repetition_penalty,json=repetitionPenalty,proto3,oneof" json:"repetition_penalty,omitempty"`
-	// Seed for the random sampler. The same request with the same seed gives
-	// the same text, alone or batched with others. Default: a random seed,
-	// reported back in `Started.seed` and `Final.seed`.
+	// Seed for the random sampler, any value. The same request with the same
+	// seed gives the same text, alone or batched with others. Default: a random
+	// seed, reported back in `Started.seed` and `Final.seed`.
 	Seed *uint64 `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
 }
 

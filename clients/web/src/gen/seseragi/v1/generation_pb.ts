@@ -52,8 +52,9 @@ export const ChatMessageSchema: GenMessage<ChatMessage> = /*@__PURE__*/
  */
 export type SamplingParams = Message<"seseragi.v1.SamplingParams"> & {
   /**
-   * Softmax temperature in [0, 2]. 0 means greedy decoding (always the most
-   * likely token). Default: the server's `default_temperature`.
+   * Softmax temperature in [0, 2]. Below 1e-5 (0 included) means greedy
+   * decoding (always the most likely token). NaN is refused. Default: the
+   * server's `default_temperature`.
    *
    * @generated from field: optional float temperature = 1;
    */
@@ -61,32 +62,33 @@ export type SamplingParams = Message<"seseragi.v1.SamplingParams"> & {
 
   /**
    * Nucleus sampling: keep the smallest set of tokens whose probability sums
-   * to at least top_p. Range (0, 1]. Default 1 (off).
+   * to at least top_p. Range (0, 1]; NaN is refused. Default 1 (off).
    *
    * @generated from field: optional float top_p = 2;
    */
   topP?: number | undefined;
 
   /**
-   * Keep only the k most likely tokens. 0 means off. Must not be negative.
-   * Default 0.
+   * Keep only the k most likely tokens. 0, or any k at least the vocabulary
+   * size, means off. Must not be negative. Default 0.
    *
    * @generated from field: optional int32 top_k = 3;
    */
   topK?: number | undefined;
 
   /**
-   * Penalty (> 0, at most 10) applied to tokens already in the prompt or the
-   * output; 1 means none. Default 1.
+   * Penalty in [0.01, 10] applied to tokens already in the prompt or the
+   * output (CTRL-style: positive logits divided by it, negative ones
+   * multiplied); 1 means none. NaN is refused. Default 1.
    *
    * @generated from field: optional float repetition_penalty = 4;
    */
   repetitionPenalty?: number | undefined;
 
   /**
-   * Seed for the random sampler. The same request with the same seed gives
-   * the same text, alone or batched with others. Default: a random seed,
-   * reported back in `Started.seed` and `Final.seed`.
+   * Seed for the random sampler, any value. The same request with the same
+   * seed gives the same text, alone or batched with others. Default: a random
+   * seed, reported back in `Started.seed` and `Final.seed`.
    *
    * @generated from field: optional uint64 seed = 5;
    */
