@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         description="Secret Envoy sends as proof it set the subject; when set, calls without it"
         " are refused.",
     )
+    require_edge_secret: bool = Field(
+        False,
+        description="Refuse to start without SESERAGI_EDGE_SECRET (set in every container"
+        " manifest), so no deployed replica trusts a client-sent subject or runs unguarded.",
+    )
     max_requests_per_caller: int = Field(
         16, ge=0, description="Running or queued generations per verified subject; 0: no cap."
     )
@@ -125,6 +130,12 @@ class Settings(BaseSettings):
     edge_replicas: int = Field(1, ge=1, le=8, description="Replicas `seseragi stack` starts.")
     edge_jwt_issuer: str = Field("seseragi-dev", description="Required `iss` claim.")
     edge_jwt_audience: str = Field("seseragi", description="Required `aud` claim.")
+    edge_jwt_max_lifetime: int = Field(
+        86400,
+        ge=1,
+        description="Seconds a token may still be valid for (its `exp` from now); tokens without"
+        " `exp` or beyond this are refused at the edge.",
+    )
     edge_dev_tokens: bool = Field(
         True, description="Accept HS256 tokens signed with the local development key."
     )

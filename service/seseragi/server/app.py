@@ -19,7 +19,7 @@ from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
-from seseragi.server.identity import EdgeGuard
+from seseragi.server.identity import EdgeGuard, check_start
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
@@ -66,6 +66,9 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
 
 async def start(settings: Settings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
+    check_start(
+        settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
+    )
     telemetry = Telemetry.start(settings)
     server = grpc.aio.server(
         # Telemetry outermost, so calls the edge guard refuses are counted and logged too.

@@ -198,7 +198,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         """Validate, render and tokenize the request, or end the call with INVALID_ARGUMENT."""
         backend = await self._ready(context, request.request_id)
         annotate(request_id=request.request_id)
-        who = identity.caller(context)
+        who = identity.caller(context, self._settings.edge_secret)
         try:
             self._caller_slots.acquire(who)
         except Exception as exc:  # noqa: BLE001 - mapped to a status by one table

@@ -1060,6 +1060,7 @@ class GetModelInfoResponse(_message.Message):
     CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    IDENTITY_ENFORCED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The model's name or path, as configured."""
     revision: _builtins.str
@@ -1072,6 +1073,12 @@ class GetModelInfoResponse(_message.Message):
     """Tokens a sequence may hold, input plus output: the model's window, or
     less where the server caps it. Generation stops there with
     STOP_REASON_CONTEXT_LENGTH.
+    """
+    identity_enforced: _builtins.bool
+    """Whether callers' identities are enforced: true when the server requires
+    the edge's secret (SESERAGI_EDGE_SECRET), so only Envoy-verified subjects
+    reach it. False: every caller is "anonymous" and per-caller limits, job
+    ownership and logs cannot tell callers apart.
     """
     @_builtins.property
     def quantization(self) -> Global___Quantization:
@@ -1096,10 +1103,11 @@ class GetModelInfoResponse(_message.Message):
         context_length: _builtins.int = ...,
         limits: Global___ServerLimits | None = ...,
         capabilities: Global___Capabilities | None = ...,
+        identity_enforced: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "limits", b"limits", "quantization", b"quantization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "context_length", b"context_length", "device", b"device", "dtype", b"dtype", "limits", b"limits", "model_id", b"model_id", "quantization", b"quantization", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "context_length", b"context_length", "device", b"device", "dtype", b"dtype", "identity_enforced", b"identity_enforced", "limits", b"limits", "model_id", b"model_id", "quantization", b"quantization", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -211,3 +211,24 @@ def test_the_sidecar_counts_its_own_buckets_and_needs_no_rate_limit_service() ->
     assert "envoy.filters.http.local_ratelimit" in names
     assert not any(name.endswith(".ratelimit") for name in names)
     assert "ratelimit" not in {c["name"] for c in config["static_resources"]["clusters"]}
+
+
+def test_container_renders_carry_no_development_origin(tmp_path: Path) -> None:
+    settings = Settings(
+        cache_dir=tmp_path,
+        edge_secret="s",
+        edge_cors_origins="http://localhost:3000,http://127.0.0.1:8000,https://chat.example.com",
+    )
+    for name in TARGETS:
+        text = deploy.config_text(settings, deploy.TARGETS[name])
+        assert "localhost" not in text and "127.0.0.1:8000" not in text, name
+        assert '"https://chat.example.com"' in text, name
+
+
+def test_every_provider_reads_only_the_header_and_caps_token_lifetime(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path, edge_secret="s", edge_jwt_max_lifetime=900)
+    config = yaml.safe_load(render.render_text(settings, tmp_path / "d.binpb", "127.0.0.1"))
+    (jwt_filter,) = (f for f in http_filters(config) if f["name"].endswith("jwt_authn"))
+    for provider in jwt_filter["typed_config"]["providers"].values():
+        assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
+        assert provider["require_expiration"] is True and provider["max_lifetime"] == "900s"

@@ -64,6 +64,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._backend: Backend | None = None
         self._draining = False
 
+    def _caller(self, context: grpc.aio.ServicerContext) -> str:
+        return caller(context, self._settings.edge_secret)
+
     def drain(self) -> None:
         """Refuse new submissions and watches with UNAVAILABLE; the job queue keeps them safe."""
         self._draining = True
@@ -102,7 +105,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 input_token_count=len(parsed.prompt_token_ids),
                 seed=parsed.sampling.seed,
             )
-            owner = caller(context)
+            owner = self._caller(context)
             job_id, created = await self._store.submit(
                 owner,
                 generate.SerializeToString(),
@@ -118,14 +121,14 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.GetJobResponse:
         async with error_boundary(context, ""):
-            record = await self._store.get(request.job_id, caller(context))
+            record = await self._store.get(request.job_id, self._caller(context))
         return jobs_pb2.GetJobResponse(job=job_message(record, with_result=True))
 
     async def CancelJob(
         self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.CancelJobResponse:
         async with error_boundary(context, ""):
-            record = await self._store.cancel(request.job_id, caller(context))
+            record = await self._store.cancel(request.job_id, self._caller(context))
         return jobs_pb2.CancelJobResponse(job=job_message(record, with_result=True))
 
     async def ListJobs(
@@ -137,7 +140,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 field = "page_size" if size > MAX_PAGE_SIZE else "page_token"
                 raise InvalidRequest([FieldViolation(field, "out of range", "OUT_OF_RANGE")])
             offset = int(request.page_token or 0)
-            records, more = await self._store.page(caller(context), offset, size)
+            records, more = await self._store.page(self._caller(context), offset, size)
         return jobs_pb2.ListJobsResponse(
             jobs=[job_message(r, with_result=False) for r in records],
             next_page_token=str(offset + size) if more else "",
@@ -149,7 +152,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         if self._draining:  # a watch is resumable: the caller reopens it on another replica
             await abort(context, NotReady("the server is shutting down"), "")
         async with error_boundary(context, ""):
-            owner = caller(context)
+            owner = self._caller(context)
             record = await self._store.get(request.job_id, owner)
             yield _wrap(pb.GenerateStreamResponse(started=pb.Started.FromString(record.started)))
             async for event in self._follow(request.job_id, owner, request.from_index):
