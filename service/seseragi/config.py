@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(
         4, ge=0, description="Jobs this process runs at once; 0: it runs none."
     )
+    max_jobs_per_caller: int = Field(
+        100,
+        ge=0,
+        description="Jobs one verified subject may have queued or running, across replicas;"
+        " 0: no cap.",
+    )
+    max_watches_per_caller: int = Field(
+        32, ge=0, description="Open WatchJob streams per verified subject on a replica; 0: no cap."
+    )
     job_visibility_timeout_seconds: float = Field(
         30.0, gt=0, description="Silence after which another worker reclaims a running job."
     )
@@ -159,6 +168,21 @@ class Settings(BaseSettings):
     )
     edge_global_requests_per_minute: int = Field(
         6000, ge=1, description="Token bucket shared by all callers at the edge."
+    )
+    edge_health_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Token bucket per source address for health checks at the edge (they need no"
+        " token, so they have their own budget and never spend the callers').",
+    )
+    edge_request_headers_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a client has to send a request's headers (slowloris)."
+    )
+    edge_request_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Time a client has to send a whole request; stops once the response begins,"
+        " so it never cuts a stream.",
     )
     edge_cors_origins: str = Field(
         "http://localhost:3000", description="Comma-separated origins gRPC-Web browsers may use."

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from seseragi.config import Settings
+from seseragi.server.caller_limits import CallerSlots
 from seseragi.server.errors import (
     FieldViolation,
     InvalidRequest,
@@ -63,6 +64,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._store = store
         self._backend: Backend | None = None
         self._draining = False
+        # Each open watch holds a connection and polls Redis: one caller may not hold them all.
+        self._watches = CallerSlots(
+            settings.max_watches_per_caller, "WatchJob streams open", "WATCH_LIMIT"
+        )
 
     def _caller(self, context: grpc.aio.ServicerContext) -> str:
         return caller(context, self._settings.edge_secret)
@@ -153,6 +158,8 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             await abort(context, NotReady("the server is shutting down"), "")
         async with error_boundary(context, ""):
             owner = self._caller(context)
+            self._watches.acquire(owner)
+            context.add_done_callback(lambda _: self._watches.release(owner))
             record = await self._store.get(request.job_id, owner)
             yield _wrap(pb.GenerateStreamResponse(started=pb.Started.FromString(record.started)))
             async for event in self._follow(request.job_id, owner, request.from_index):
