@@ -19,6 +19,7 @@ from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
+from seseragi.server.boundary import ErrorBoundary
 from seseragi.server.identity import EdgeGuard, check_start
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
@@ -75,6 +76,7 @@ async def start(settings: Settings) -> RunningServer:
         interceptors=[
             *telemetry.interceptors(),
             *([EdgeGuard(settings.edge_secret)] if settings.edge_secret else []),
+            ErrorBoundary(),  # innermost: whatever escapes a handler still gets a mapped status
         ],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),

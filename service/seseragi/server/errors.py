@@ -73,6 +73,8 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         return job_status
     reason = "MODEL_FAILURE" if isinstance(exc, ModelFailure) else "INTERNAL"
     log.error("request failed", exc_info=exc, extra={"request_id": request_id, "reason": reason})
+    if not request_id:
+        return _status(code_pb2.INTERNAL, "internal error", _error_info(reason))
     return _status(
         code_pb2.INTERNAL,
         f"internal error; request id {request_id}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import grpc
@@ -26,6 +27,7 @@ from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+PAGE_TOKEN = re.compile(r"[0-9]{1,9}")  # an offset in ASCII digits, as ListJobs writes it
 STATES = {
     "queued": jobs_pb2.JOB_STATE_QUEUED,
     "running": jobs_pb2.JOB_STATE_RUNNING,
@@ -141,10 +143,10 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> jobs_pb2.ListJobsResponse:
         async with error_boundary(context, ""):
             size = request.page_size or DEFAULT_PAGE_SIZE
-            if size > MAX_PAGE_SIZE or not (request.page_token or "0").isdigit():
-                field = "page_size" if size > MAX_PAGE_SIZE else "page_token"
-                raise InvalidRequest([FieldViolation(field, "out of range", "OUT_OF_RANGE")])
-            offset = int(request.page_token or 0)
+            if size > MAX_PAGE_SIZE:
+                limit = f"must be at most {MAX_PAGE_SIZE}"
+                raise InvalidRequest([FieldViolation("page_size", limit, "OUT_OF_RANGE")])
+            offset = _page_offset(request.page_token)
             records, more = await self._store.page(self._caller(context), offset, size)
         return jobs_pb2.ListJobsResponse(
             jobs=[job_message(r, with_result=False) for r in records],
@@ -194,6 +196,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             return JobEnded("CANCELLED", f"job {job_id} was cancelled", "JOB_CANCELLED")
         record = await self._store.get(job_id, owner)
         return JobEnded(record.error_code or "INTERNAL", record.error_message, "JOB_FAILED")
+
+
+def _page_offset(token: str) -> int:
+    """The offset a page token names; anything ListJobs did not hand out is INVALID_ARGUMENT."""
+    if not token:
+        return 0
+    if not PAGE_TOKEN.fullmatch(token):
+        raise InvalidRequest(
+            [FieldViolation("page_token", "not a token ListJobs returned", "BAD_PAGE_TOKEN")]
+        )
+    return int(token)
 
 
 def _wrap(event: pb.GenerateStreamResponse) -> jobs_pb2.WatchJobResponse:
