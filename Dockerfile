@@ -47,7 +47,12 @@ RUN groupadd --system --gid 10001 seseragi \
  && useradd --system --uid 10001 --gid seseragi --create-home --home-dir /home/seseragi seseragi
 COPY --from=model --chown=seseragi:seseragi /var/cache/seseragi /var/cache/seseragi
 WORKDIR /home/seseragi
+# A replica refuses to start without SESERAGI_EDGE_SECRET: without it the service could not tell
+# callers apart, and one reachable without Envoy must not trust a client-named subject. (A flag,
+# not a secret: DL3064 matches the word SECRET in its name.)
+# hadolint ignore=DL3064
 ENV SESERAGI_HOST=0.0.0.0 \
+    SESERAGI_REQUIRE_EDGE_SECRET=true \
     SESERAGI_PORT=50051 \
     SESERAGI_HTTP_PORT=8000 \
     SESERAGI_CACHE_DIR=/var/cache/seseragi \

@@ -15,6 +15,7 @@ from seseragi.config import Settings
 from seseragi.engine.async_engine import EngineStats
 from seseragi.model.loader import LoadedModel
 from seseragi.server.app import RunningServer, become_ready, drain_and_stop, start
+from seseragi.server.identity import SECRET_HEADER, SUBJECT_HEADER
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,15 @@ os.environ["SESERAGI_REDIS_KEY_PREFIX"] = REDIS_TEST_PREFIX
 os.environ["SESERAGI_RESULT_CACHE"] = "false"
 # and a free port for the OpenAI HTTP API, so replicas never collide on its default 8000.
 os.environ["SESERAGI_HTTP_PORT"] = "0"
+
+
+# The edge secret of test servers that tell callers apart, and the metadata Envoy would send.
+TEST_EDGE_SECRET = "test-edge-secret"
+
+
+def as_caller(subject: str) -> tuple[tuple[str, str], ...]:
+    """What Envoy sends for a verified `subject`: the subject and the proof it set it."""
+    return ((SUBJECT_HEADER, subject), (SECRET_HEADER, TEST_EDGE_SECRET))
 
 
 class ServerThread:

@@ -141,7 +141,15 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _token(args: argparse.Namespace) -> int:
     from seseragi.edge import tokens
 
-    print(tokens.mint(Settings(), args.sub, tokens.parse_ttl(args.ttl), algorithm=args.alg))
+    settings = Settings()
+    ttl = tokens.parse_ttl(args.ttl)
+    if ttl > settings.edge_jwt_max_lifetime:
+        limit = settings.edge_jwt_max_lifetime
+        print(
+            f"seseragi token: --ttl {args.ttl} exceeds the edge's cap of {limit}s", file=sys.stderr
+        )
+        return 2
+    print(tokens.mint(settings, args.sub, ttl, algorithm=args.alg))
     return 0
 
 
@@ -186,10 +194,15 @@ def _stack(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from seseragi import logs
     from seseragi.server.app import serve
+    from seseragi.server.identity import UnguardedStart
 
     settings = Settings()
     logs.configure(settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except UnguardedStart as refused:
+        print(f"seseragi serve: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 

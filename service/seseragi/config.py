@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     job_concurrency: int = Field(
         4, ge=0, description="Jobs this process runs at once; 0: it runs none."
     )
+    max_jobs_per_caller: int = Field(
+        100,
+        ge=0,
+        description="Jobs one verified subject may have queued or running, across replicas;"
+        " 0: no cap.",
+    )
+    max_watches_per_caller: int = Field(
+        32, ge=0, description="Open WatchJob streams per verified subject on a replica; 0: no cap."
+    )
     job_visibility_timeout_seconds: float = Field(
         30.0, gt=0, description="Silence after which another worker reclaims a running job."
     )
@@ -136,6 +145,11 @@ class Settings(BaseSettings):
         "",
         description="Secret Envoy sends as proof it set the subject; when set, calls without it"
         " are refused.",
+    )
+    require_edge_secret: bool = Field(
+        False,
+        description="Refuse to start without SESERAGI_EDGE_SECRET (set in every container"
+        " manifest), so no deployed replica trusts a client-sent subject or runs unguarded.",
     )
     max_requests_per_caller: int = Field(
         16, ge=0, description="Running or queued generations per verified subject; 0: no cap."
@@ -153,6 +167,12 @@ class Settings(BaseSettings):
     edge_replicas: int = Field(1, ge=1, le=8, description="Replicas `seseragi stack` starts.")
     edge_jwt_issuer: str = Field("seseragi-dev", description="Required `iss` claim.")
     edge_jwt_audience: str = Field("seseragi", description="Required `aud` claim.")
+    edge_jwt_max_lifetime: int = Field(
+        86400,
+        ge=1,
+        description="Seconds a token may still be valid for (its `exp` from now); tokens without"
+        " `exp` or beyond this are refused at the edge.",
+    )
     edge_dev_tokens: bool = Field(
         True, description="Accept HS256 tokens signed with the local development key."
     )
@@ -176,6 +196,21 @@ class Settings(BaseSettings):
     )
     edge_global_requests_per_minute: int = Field(
         6000, ge=1, description="Token bucket shared by all callers at the edge."
+    )
+    edge_health_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Token bucket per source address for health checks at the edge (they need no"
+        " token, so they have their own budget and never spend the callers').",
+    )
+    edge_request_headers_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a client has to send a request's headers (slowloris)."
+    )
+    edge_request_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Time a client has to send a whole request; stops once the response begins,"
+        " so it never cuts a stream.",
     )
     edge_cors_origins: str = Field(
         "http://localhost:3000", description="Comma-separated origins gRPC-Web browsers may use."

@@ -96,18 +96,29 @@ def test_alb_target_group_speaks_grpc_and_keeps_streams_open() -> None:
 def test_cloud_run_is_http2_end_to_end_with_a_long_timeout() -> None:
     service = load_yaml("gcp/cloud-run-service.yaml")
     template = service["spec"]["template"]
-    container = template["spec"]["containers"][0]
-    assert container["ports"] == [{"name": "h2c", "containerPort": DEFAULTS.port}]
+    containers = {c["name"]: c for c in template["spec"]["containers"]}
+    envoy, seseragi = containers["envoy"], containers["seseragi"]
+    assert envoy["ports"] == [{"name": "h2c", "containerPort": 8080}]
     assert template["spec"]["timeoutSeconds"] >= 3600
     annotations = template["metadata"]["annotations"]
     assert int(annotations["autoscaling.knative.dev/minScale"]) >= 1
     assert annotations["run.googleapis.com/cpu-throttling"] == "false"
-    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert json.loads(annotations["run.googleapis.com/container-dependencies"]) == {
+        "envoy": ["seseragi"]
+    }
+    env = {e["name"]: e.get("value") for e in seseragi["env"]}
     assert set(env) <= SETTINGS and env["SESERAGI_HOST"] == "0.0.0.0"
     assert float(env["SESERAGI_SHUTDOWN_GRACE_SECONDS"]) < 10  # SIGKILL follows SIGTERM by 10 s
     assert template["spec"]["containerConcurrency"] == int(env["SESERAGI_MAX_RUNNING_REQUESTS"])
-    assert container["startupProbe"]["grpc"] == {"port": DEFAULTS.port, "service": SERVICE_NAME}
-    assert container["livenessProbe"]["grpc"]["service"] == ""
+    assert seseragi["startupProbe"]["grpc"] == {"port": DEFAULTS.port, "service": SERVICE_NAME}
+    assert seseragi["livenessProbe"]["grpc"]["service"] == ""
+    assert envoy["startupProbe"]["grpc"] == {"port": 8080, "service": SERVICE_NAME}
+    assert envoy["image"].split("/")[-1].startswith("seseragi-envoy:")
+    secrets = [
+        {e["name"]: e["valueFrom"] for e in c["env"] if "valueFrom" in e}["SESERAGI_EDGE_SECRET"]
+        for c in (seseragi, envoy)
+    ]
+    assert secrets[0] == secrets[1] and "secretKeyRef" in secrets[0]
 
 
 def test_azure_publishes_only_envoy_and_probes_with_the_health_command() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seseragi.edge import ratelimit, tokens
 from seseragi.model.loader import LoadedModel
@@ -68,3 +69,13 @@ def test_one_caller_over_her_global_limit_is_refused_and_another_is_served(
     rules = {(r["key"], r.get("value")) for r in service.rules["descriptors"]}
     for domain, ((key, value),) in asked:
         assert domain == ratelimit.DOMAIN and ((key, value) in rules or (key, None) in rules)
+
+
+def test_health_checks_count_per_address_and_never_against_the_global_budget(
+    edge: tuple[EnvoyProcess, RateLimitService],
+) -> None:
+    envoy, service = edge
+    service.seen.clear()
+    with grpc.insecure_channel(envoy.target) as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert service.seen == [("seseragi", (("remote_address", "127.0.0.1"),))]

@@ -52,6 +52,22 @@ BAD_INPUTS = {
     "top_p zero": (with_changes(sampling__top_p=0.0), "sampling.top_p", "OUT_OF_RANGE"),
     "top_p above one": (with_changes(sampling__top_p=1.5), "sampling.top_p", "OUT_OF_RANGE"),
     "negative top_k": (with_changes(sampling__top_k=-1), "sampling.top_k", "OUT_OF_RANGE"),
+    "NaN temperature": (
+        with_changes(sampling__temperature=float("nan")),
+        "sampling.temperature",
+        "OUT_OF_RANGE",
+    ),
+    "NaN top_p": (with_changes(sampling__top_p=float("nan")), "sampling.top_p", "OUT_OF_RANGE"),
+    "repetition penalty too small": (
+        with_changes(sampling__repetition_penalty=1e-30),
+        "sampling.repetition_penalty",
+        "OUT_OF_RANGE",
+    ),
+    "infinite repetition penalty": (
+        with_changes(sampling__repetition_penalty=float("inf")),
+        "sampling.repetition_penalty",
+        "OUT_OF_RANGE",
+    ),
     "max_new_tokens zero": (
         with_changes(stopping__max_new_tokens=0),
         "stopping.max_new_tokens",

@@ -10,23 +10,28 @@ import grpc
 import pytest
 
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SUBJECT_HEADER
 from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, chat
 from tests.redis_servers import delete_keys
-from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings
+from tests.servers import (
+    REDIS_TEST_PREFIX,
+    TEST_EDGE_SECRET,
+    ServerThread,
+    as_caller,
+    make_settings,
+)
 
 pytestmark = pytest.mark.integration
-ALICE = ((SUBJECT_HEADER, "alice"),)
-BOB = ((SUBJECT_HEADER, "bob"),)
+ALICE = as_caller("alice")
+BOB = as_caller("bob")
 
 
 @pytest.fixture(scope="module")
 def replicas(loaded_model: LoadedModel) -> Iterator[tuple[ServerThread, ServerThread]]:
     """A replica that runs jobs and one that only serves calls, sharing one Redis queue."""
     prefix = f"{REDIS_TEST_PREFIX}jobs-{secrets.token_hex(3)}:"
-    runner = make_settings(redis_key_prefix=prefix, job_concurrency=2)
-    front = make_settings(redis_key_prefix=prefix, job_concurrency=0)
+    runner = make_settings(redis_key_prefix=prefix, job_concurrency=2, edge_secret=TEST_EDGE_SECRET)
+    front = make_settings(redis_key_prefix=prefix, job_concurrency=0, edge_secret=TEST_EDGE_SECRET)
     with ServerThread(runner, loaded_model) as a, ServerThread(front, loaded_model) as b:
         yield a, b
     delete_keys(runner.redis_url, prefix)
@@ -164,7 +169,9 @@ def test_a_job_runs_one_choice(front_jobs: jobs_pb2_grpc.JobServiceStub) -> None
 def idle_queue(loaded_model: LoadedModel) -> Iterator[jobs_pb2_grpc.JobServiceStub]:
     """A replica with no worker behind it and a queue of two: jobs stay queued."""
     prefix = f"{REDIS_TEST_PREFIX}idle-{secrets.token_hex(3)}:"
-    settings = make_settings(redis_key_prefix=prefix, job_concurrency=0, max_queued_jobs=2)
+    settings = make_settings(
+        redis_key_prefix=prefix, job_concurrency=0, max_queued_jobs=2, edge_secret=TEST_EDGE_SECRET
+    )
     with ServerThread(settings, loaded_model) as server:
         yield from stub_for(server)
     delete_keys(settings.redis_url, prefix)

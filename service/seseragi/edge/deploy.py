@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from seseragi.config import Settings
 from seseragi.edge import descriptor, ratelimit, render
+from seseragi.server.identity import is_loopback
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = Path("/etc/envoy")  # where both targets mount the files below inside the container
@@ -71,11 +73,14 @@ def container_settings(settings: Settings, target: Target | None = None) -> Sett
     """The limits, issuer and CORS of `settings`, with a container's addresses and files.
 
     Development tokens are off (their key is on a developer's disk); tokens are checked against
-    the mounted JWKS, or the remote one when SESERAGI_EDGE_JWKS_URI is set.
+    the mounted JWKS, or the remote one when SESERAGI_EDGE_JWKS_URI is set. Development origins
+    (localhost, loopback) are dropped from CORS: no page on a visitor's own machine may call.
     """
     target = target or TARGETS["compose"]
+    origins = [o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()]
     return settings.model_copy(
         update={
+            "edge_cors_origins": ",".join(o for o in origins if not is_development_origin(o)),
             "edge_upstreams": target.upstream,
             "edge_http_upstreams": target.http_upstream,
             "edge_rate_limit_service": RATE_LIMIT_SERVICE if target.rules else None,
@@ -83,6 +88,12 @@ def container_settings(settings: Settings, target: Target | None = None) -> Sett
             "edge_jwks_file": None if settings.edge_jwks_uri else JWKS,
         }
     )
+
+
+def is_development_origin(origin: str) -> bool:
+    """An origin served from the visitor's own machine (http://localhost:3000 and the like)."""
+    host = urllib.parse.urlsplit(origin).hostname or ""
+    return host == "localhost" or host.endswith(".localhost") or is_loopback(host)
 
 
 def config_text(settings: Settings, target: Target | None = None) -> str:

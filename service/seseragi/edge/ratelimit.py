@@ -14,6 +14,7 @@ DOMAIN = "seseragi"
 SUBJECT_KEY = "subject"  # value: the verified `sub`, one counter per caller
 GLOBAL_KEY = "global"  # value: GLOBAL_VALUE, one counter for everyone
 GLOBAL_VALUE = "all"
+HEALTH_KEY = "remote_address"  # value: the caller's address; health checks only (Envoy's name)
 
 
 def descriptors() -> dict[str, str]:
@@ -36,6 +37,13 @@ def service_config(settings: Settings) -> dict[str, Any]:
                 "rate_limit": {
                     "unit": "minute",
                     "requests_per_unit": settings.edge_requests_per_minute,
+                },
+            },
+            {
+                "key": HEALTH_KEY,
+                "rate_limit": {
+                    "unit": "minute",
+                    "requests_per_unit": settings.edge_health_requests_per_minute,
                 },
             },
             {

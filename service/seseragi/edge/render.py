@@ -14,6 +14,7 @@ import jinja2
 from seseragi.config import Settings
 from seseragi.edge import descriptor, ratelimit
 from seseragi.edge.keys import dev_key, hs256_jwks
+from seseragi.server.identity import RESERVED_SUBJECTS
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "envoy" / "envoy.yaml.j2"
 MAX_SUBJECTS = 100_000  # dynamic per-subject buckets Envoy keeps (least recently used go first)
@@ -136,11 +137,16 @@ def render_text(
         jwt_issuer=settings.edge_jwt_issuer,
         jwt_audience=settings.edge_jwt_audience,
         open_reflection=settings.edge_open_reflection,
+        jwt_max_lifetime_s=settings.edge_jwt_max_lifetime,
+        reserved_subjects=sorted(s for s in RESERVED_SUBJECTS if s),
         cors_origins=[o.strip() for o in settings.edge_cors_origins.split(",") if o.strip()],
         global_bucket=token_bucket(settings.edge_global_requests_per_minute),
         subject_bucket=token_bucket(settings.edge_requests_per_minute),
+        health_bucket=token_bucket(settings.edge_health_requests_per_minute),
         max_subjects=MAX_SUBJECTS,
         descriptor=str(descriptor_path),
+        request_headers_timeout_s=settings.edge_request_headers_timeout_seconds,
+        request_timeout_s=settings.edge_request_timeout_seconds,
         stream_idle_timeout_s=max(30, math.ceil(6 * settings.heartbeat_interval_seconds)),
         max_request_bytes=settings.max_request_bytes,
         max_response_bytes=settings.max_response_bytes,

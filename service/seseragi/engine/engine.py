@@ -1,6 +1,9 @@
 """The synchronous engine: each `step()` is schedule -> run the model -> postprocess.
 
 It is driven by one thread (see `async_engine`); nothing here is thread-safe on its own.
+A fault fails only the request it belongs to: a row the sampler could not sample, or whose
+detokenizer or stop matcher raised, fails alone; a failed forward pass is replayed once per
+sequence, alone, so only a sequence that fails by itself is failed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from seseragi.engine.errors import DeadlineExpired, ModelFailure
 from seseragi.engine.model_runner import TokenOutput
 from seseragi.engine.observer import EngineObserver, NullObserver
 from seseragi.engine.output_processor import OutputProcessor
+from seseragi.engine.sampling import ROW_FAILED
 from seseragi.engine.scheduler import Scheduler, SchedulerConfig, SchedulerPlan
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Failed, Finished
@@ -43,6 +47,13 @@ class StepRunner(Protocol):
     def cache_tokens(self) -> int: ...
 
     def run(self, plan: SchedulerPlan) -> list[TokenOutput]: ...
+
+    @property
+    def replays_whole_batch(self) -> bool:
+        """After a failed step: True when every running sequence must be replayed."""
+
+    def replay(self, seq: Sequence, part: SchedulerPlan) -> list[TokenOutput]:
+        """Run `seq` alone after a failed step; `part` is its share of that step."""
 
     def release(self, seq_ids: set[int]) -> None: ...
 
@@ -105,13 +116,13 @@ class Engine:
         started = self._clock()
         try:
             outputs = self.runner.run(plan)
-        except Exception as exc:  # noqa: BLE001 - one bad batch must not take the server down
-            log.exception("forward pass failed; failing %d sequences", len(self.scheduler.running))
-            self._fail_running(ModelFailure(f"forward pass failed: {exc}"))
-            return
+        except Exception:  # noqa: BLE001 - one bad batch must not take the server down
+            log.exception("forward pass over %d sequences failed", len(plan.sequences))
+            outputs = self._replay_each_alone(plan)
+        else:
+            self._report_step(plan, self._clock() - started)
         self.scheduler.advance(plan)
         self.steps += 1
-        self._report_step(plan, self._clock() - started)
         self._postprocess(outputs)
 
     @property
@@ -135,19 +146,56 @@ class Engine:
 
     def _postprocess(self, outputs: list[TokenOutput]) -> None:
         now = self._clock()
-        finished: set[int] = set()
+        ended: set[int] = set()
         for output in outputs:
             seq = self.scheduler.running[output.seq_id]
+            if output.token_id == ROW_FAILED:
+                self._fail_one(seq, "sampling its next token failed")
+                ended.add(seq.seq_id)
+                continue
             self.observer.token(seq, now)
-            events, done = self._outputs.process(seq, output, now)
+            try:
+                events, done = self._outputs.process(seq, output, now)
+            except Exception:  # noqa: BLE001 - a detokenizer or stop matcher fault is this row's
+                log.exception(
+                    "output processing failed", extra={"request_id": seq.request.request_id}
+                )
+                self._fail_one(seq, "turning its tokens into text failed")
+                ended.add(seq.seq_id)
+                continue
             for event in events:
                 seq.sink(event)
             if done:
                 assert isinstance(events[-1], Finished)
                 self.observer.finished(seq, events[-1])
-                finished.add(seq.seq_id)
+                ended.add(seq.seq_id)
                 self.scheduler.remove(seq.seq_id)
-        self.runner.release(finished)
+        self.runner.release(ended)
+
+    def _replay_each_alone(self, plan: SchedulerPlan) -> list[TokenOutput]:
+        """After a failed forward pass, run each sequence's part of the step alone, so only a
+        sequence that fails by itself is failed. A runner whose batch state the failure may have
+        left half-updated (the padded one) starts over and replays every running sequence."""
+        targets = plan.sequences
+        if self.runner.replays_whole_batch:
+            self.runner.reset()
+            targets = list(self.scheduler.running.values())
+        outputs: list[TokenOutput] = []
+        for seq in targets:
+            try:
+                outputs += self.runner.replay(seq, plan.part_of(seq))
+            except Exception:  # noqa: BLE001 - this sequence fails even alone: it alone is failed
+                log.exception(
+                    "forward pass failed alone", extra={"request_id": seq.request.request_id}
+                )
+                self.runner.release({seq.seq_id})
+                self._fail_one(seq, "the forward pass failed, also when retried alone")
+        return outputs
+
+    def _fail_one(self, seq: Sequence, what: str) -> None:
+        """Fail one sequence of the batch; the caller releases its runner row."""
+        self.scheduler.remove(seq.seq_id)
+        self._fail(seq, ModelFailure(f"request {seq.request.request_id}: {what}"))
 
     def _fail_running(self, error: Exception) -> None:
         running = list(self.scheduler.running.values())

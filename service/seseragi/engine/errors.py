@@ -27,4 +27,4 @@ class EngineStopped(EngineError):
 
 
 class ModelFailure(EngineError):
-    """A forward pass failed; every sequence in that batch is failed, the engine goes on."""
+    """One sequence could not go on (forward pass, sampling or detokenizing); it alone ends."""

@@ -8,7 +8,7 @@ Works with any Hugging Face causal LM that takes `position_ids` and a `DynamicCa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, cast
 
 import torch
@@ -21,6 +21,7 @@ from seseragi.engine.types import Request, TokenLogprob
 
 if TYPE_CHECKING:
     from seseragi.engine.scheduler import SchedulerPlan
+    from seseragi.engine.sequence import Sequence
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,12 @@ class ModelRunner:
         """Cache slots in use (rows x padded length), for metrics and admission."""
         batch = self._batch
         return 0 if batch is None else int(batch.attention_mask.numel())
+
+    replays_whole_batch = True  # a failed step may leave the padded batch half-updated
+
+    def replay(self, seq: Sequence, part: SchedulerPlan) -> list[TokenOutput]:
+        """Prefill `seq` alone from its prompt and output so far (after `reset`)."""
+        return self.prefill([seq.seq_id], [_replay_request(seq)])
 
     def run(self, plan: SchedulerPlan) -> list[TokenOutput]:
         """A step of whole prompts, or of one decode for every row (never both: no chunks)."""
@@ -205,3 +212,16 @@ def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:
         return tensor
     pad = [0, 0] * (tensor.dim() - seq_dim - 1) + [missing, 0]
     return F.pad(tensor, pad)
+
+
+def _replay_request(seq: Sequence) -> Request:
+    """The request that resumes `seq`: its prompt and output so far as the new prompt (which the
+    repetition penalty also sees), with the tokens still owed before end-of-sequence may stop it.
+    A seeded sequence's RNG restarts from its seed, so its sampled text after a replay differs."""
+    request = seq.request
+    owed = max(0, request.stopping.min_new_tokens - len(seq.output_token_ids))
+    return replace(
+        request,
+        prompt_token_ids=request.prompt_token_ids + tuple(seq.output_token_ids),
+        stopping=replace(request.stopping, min_new_tokens=owed),
+    )

@@ -55,6 +55,12 @@ class PagedModelRunner:
             for seq, (token, logprob) in zip(sampled, picks, strict=True)
         ]
 
+    replays_whole_batch = False  # a failed step leaves every sequence's cache as it was
+
+    def replay(self, seq: Sequence, part: SchedulerPlan) -> list[TokenOutput]:
+        """The step again for `seq` alone: its blocks up to `seq.computed` are still valid."""
+        return self.run(part)
+
     def release(self, seq_ids: set[int]) -> None:
         for seq_id in seq_ids:
             self._samplers.pop(seq_id, None)

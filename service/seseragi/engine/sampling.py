@@ -1,17 +1,29 @@
 """Turning a batch of logits into next tokens, each row with its own parameters and RNG.
 
 Every operation here is row-wise, so a row's result never depends on which other rows share
-the batch: that is what makes seeded and greedy outputs batch-invariant.
+the batch: that is what makes seeded and greedy outputs batch-invariant. For the same reason a
+row that cannot be sampled fails alone: it gets `ROW_FAILED` and its neighbours go on unchanged.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
 
-from seseragi.engine.types import SamplingParams, TokenLogprob
+from seseragi.engine.types import Request, SamplingParams, TokenLogprob
+
+log = logging.getLogger(__name__)
+
+# A token id no vocabulary has. It marks a row whose sampling failed; the engine fails that
+# request and releases its row before the next forward pass, so the id never reaches the model.
+ROW_FAILED = -1
+# Finite logits are clamped to this: large enough never to touch a real model's logits, small
+# enough that dividing by the smallest temperature or repetition penalty we accept stays finite.
+LOGIT_BOUND = 1e4
 
 
 @dataclass(slots=True)
@@ -71,6 +83,14 @@ class RowSampler:
             self.seen_token_ids = torch.cat([self.seen_token_ids, token])
 
 
+def sanitize(logits: torch.Tensor) -> torch.Tensor:
+    """NaN becomes -inf (never picked); +inf and huge values are clamped to LOGIT_BOUND."""
+    minus_inf = float("-inf")
+    return torch.nan_to_num(logits, nan=minus_inf, posinf=LOGIT_BOUND, neginf=minus_inf).clamp(
+        max=LOGIT_BOUND
+    )
+
+
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
     """CTRL-style penalty, in place on one row [V]: shrink positive logits, grow negative ones."""
     scores = logits.gather(0, seen)
@@ -117,7 +137,7 @@ def logits_to_probs(
     logits: torch.Tensor, temperature: float, top_k: int, top_p: float
 ) -> torch.Tensor:
     """One row [V] of logits to a probability vector [V] after temperature, top-k and top-p."""
-    logits = logits / temperature
+    logits = sanitize(logits / temperature)
     if 0 < top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -135,32 +155,63 @@ def logits_to_probs(
 def sample_rows(
     logits: torch.Tensor, rows: list[RowSampler], eos_token_ids: tuple[int, ...]
 ) -> list[tuple[int, TokenLogprob | None]]:
-    """Pick the next token of every row. logits: [B, V]; returns (token, logprob) per row."""
-    raw = logits.float()
+    """Pick the next token of every row. logits: [B, V]; returns (token, logprob) per row.
+
+    A row that raises, or whose logits hold no finite value, gets (ROW_FAILED, None).
+    """
+    raw = sanitize(logits.float())
     adjusted = raw.clone()
+    usable = torch.isfinite(raw).any(dim=-1).tolist()
     for index, row in enumerate(rows):
-        if row.params.repetition_penalty != 1.0:
-            apply_repetition_penalty(
-                adjusted[index], row.seen_token_ids, row.params.repetition_penalty
-            )
-        apply_openai_adjustments(adjusted[index], row)
-        if row.generated < row.min_new_tokens and (eos_token_ids or row.stop_token_ids):
-            adjusted[index, [*eos_token_ids, *row.stop_token_ids]] = float("-inf")
-    greedy_choice = adjusted.argmax(dim=-1).tolist()
+        try:
+            _adjust(adjusted[index], row, eos_token_ids)
+        except Exception:  # noqa: BLE001 - one bad row must not fail its neighbours
+            log.exception("adjusting logits failed for one row; failing that row only")
+            usable[index] = False
+    # A row the adjustments left with nothing (only end-of-sequence was finite, and it is not yet
+    # allowed) takes the model's own choice rather than an arbitrary -inf token.
+    has_choice = torch.isfinite(adjusted).any(dim=-1)
+    greedy_choice = torch.where(has_choice, adjusted.argmax(dim=-1), raw.argmax(dim=-1)).tolist()
     results: list[tuple[int, TokenLogprob | None]] = []
     for index, row in enumerate(rows):
-        token_id = int(greedy_choice[index])
-        if not row.params.greedy:
-            probs = logits_to_probs(
-                adjusted[index], row.params.temperature, row.params.top_k, row.params.top_p
-            )
-            if row.params.min_p > 0.0:
-                probs = apply_min_p(probs, row.params.min_p)
-            token_id = int(torch.multinomial(probs, 1, generator=row.generator).item())
-        row.record(token_id)
-        logprob = _token_logprob(raw[index], token_id, row.top_logprobs) if row.logprobs else None
-        results.append((token_id, logprob))
+        if not usable[index]:
+            results.append((ROW_FAILED, None))
+            continue
+        try:
+            results.append(_pick(raw[index], adjusted[index], int(greedy_choice[index]), row))
+        except Exception:  # noqa: BLE001 - as above
+            log.exception("sampling failed for one row; failing that row only")
+            results.append((ROW_FAILED, None))
     return results
+
+
+def _adjust(logits: torch.Tensor, row: RowSampler, eos_token_ids: tuple[int, ...]) -> None:
+    """In place on one row [V]: penalties and logit bias, and no end-of-sequence or stop token
+    before the minimum."""
+    if row.params.repetition_penalty != 1.0:
+        apply_repetition_penalty(logits, row.seen_token_ids, row.params.repetition_penalty)
+    apply_openai_adjustments(logits, row)
+    if row.generated < row.min_new_tokens and (eos_token_ids or row.stop_token_ids):
+        logits[[*eos_token_ids, *row.stop_token_ids]] = float("-inf")
+
+
+def _pick(
+    raw: torch.Tensor, adjusted: torch.Tensor, greedy_choice: int, row: RowSampler
+) -> tuple[int, TokenLogprob | None]:
+    """One row's token: greedy, or sampled; a distribution with no mass falls back to greedy."""
+    token_id = greedy_choice
+    if not row.params.greedy:
+        probs = logits_to_probs(
+            adjusted, row.params.temperature, row.params.top_k, row.params.top_p
+        )
+        if row.params.min_p > 0.0:
+            probs = apply_min_p(probs, row.params.min_p)
+        total = float(probs.sum())  # NaN when any probability is
+        if math.isfinite(total) and total > 0:
+            token_id = int(torch.multinomial(probs, 1, generator=row.generator).item())
+    logprob = _token_logprob(raw, token_id, row.top_logprobs) if row.logprobs else None
+    row.record(token_id)
+    return token_id, logprob
 
 
 def _token_logprob(logits: torch.Tensor, token_id: int, top_n: int) -> TokenLogprob:

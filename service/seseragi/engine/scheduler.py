@@ -49,6 +49,13 @@ class SchedulerPlan:
     def sequences(self) -> list[Sequence]:
         return [*self.decode, *(chunk.seq for chunk in self.prefill)]
 
+    def part_of(self, seq: Sequence) -> SchedulerPlan:
+        """`seq`'s share of this step as a step of its own (empty when it had none)."""
+        return SchedulerPlan(
+            decode=[s for s in self.decode if s is seq],
+            prefill=[chunk for chunk in self.prefill if chunk.seq is seq],
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# Temperatures below this are greedy: dividing logits by a denormal would make them infinite.
+GREEDY_TEMPERATURE = 1e-5
+
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """How the next token is picked; temperature 0 means greedy."""
+    """How the next token is picked; a temperature below GREEDY_TEMPERATURE means greedy."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -26,7 +29,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_TEMPERATURE
 
 
 @dataclass(frozen=True, slots=True)

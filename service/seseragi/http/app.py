@@ -24,7 +24,7 @@ from seseragi.http import completions, schemas
 from seseragi.http.errors import error_response, from_exception
 from seseragi.server.errors import NotReady
 from seseragi.server.generations import Generations
-from seseragi.server.identity import ANONYMOUS, SECRET_HEADER, SUBJECT_HEADER
+from seseragi.server.identity import SECRET_HEADER, verified_subject
 from seseragi.telemetry.calls import annotate, begin
 
 access_log = logging.getLogger("seseragi.access")
@@ -91,7 +91,8 @@ async def _complete(
     if body.user:
         annotate(user=body.user)
     try:
-        call = await completions.plan(generations, body, _subject(request), request_id)
+        subject = verified_subject(request.headers.items(), settings.edge_secret)
+        call = await completions.plan(generations, body, subject, request_id)
     except completions.ModelNotFound as exc:
         return _not_found(exc.model)
     except Exception as exc:  # noqa: BLE001 - mapped by the one table
@@ -180,10 +181,6 @@ def _not_found(model_id: str) -> JSONResponse:
     )
 
 
-def _subject(request: Request) -> str:
-    return request.headers.get(SUBJECT_HEADER) or ANONYMOUS
-
-
 class EdgeAndLog:
     """Refuse what did not come through the edge (when a secret is set); log every request
     once it ended, streams included. Plain ASGI, so a client's disconnect reaches the stream."""
@@ -191,6 +188,7 @@ class EdgeAndLog:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self._app = app
         self._secret = settings.edge_secret.encode()
+        self._edge_secret = settings.edge_secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -198,7 +196,8 @@ class EdgeAndLog:
             return
         headers = Headers(scope=scope)
         path = scope["path"]
-        record = begin(f"{scope['method']} {path}", headers.get(SUBJECT_HEADER) or ANONYMOUS)
+        subject = verified_subject(headers.items(), self._edge_secret)
+        record = begin(f"{scope['method']} {path}", subject)
         started = time.perf_counter()
         status = 500
 

@@ -20,8 +20,9 @@ from seseragi.engine.types import Failed, Finished, Request, SamplingParams, Sto
 from seseragi.http.server import HttpServer
 from seseragi.model.loader import LoadedModel, load
 from seseragi.server import redis_link
+from seseragi.server.boundary import ErrorBoundary
 from seseragi.server.generations import Backend
-from seseragi.server.identity import EdgeGuard
+from seseragi.server.identity import EdgeGuard, check_start
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
@@ -78,12 +79,16 @@ def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
 
 async def start(settings: Settings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
+    check_start(
+        settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
+    )
     telemetry = Telemetry.start(settings)
     server = grpc.aio.server(
         # Telemetry outermost, so calls the edge guard refuses are counted and logged too.
         interceptors=[
             *telemetry.interceptors(),
             *([EdgeGuard(settings.edge_secret)] if settings.edge_secret else []),
+            ErrorBoundary(),  # innermost: whatever escapes a handler still gets a mapped status
         ],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),

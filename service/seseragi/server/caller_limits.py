@@ -8,14 +8,22 @@ from seseragi.server.identity import ANONYMOUS
 
 
 class CallerLimitReached(Exception):
-    """The caller already has as many generations in flight as it may."""
+    """The caller already has as many generations (or watches) in flight as it may."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # the ErrorInfo reason, e.g. CALLER_LIMIT
 
 
 class CallerSlots:
-    """Counts generations in flight per caller; anonymous callers (no edge) are not capped."""
+    """Counts calls in flight per caller; anonymous callers (no edge) are not capped."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self, limit: int, what: str = "generations running or queued", reason: str = "CALLER_LIMIT"
+    ) -> None:
         self._limit = limit
+        self._what = what
+        self._reason = reason
         self._in_flight: Counter[str] = Counter()
 
     def acquire(self, who: str) -> None:
@@ -23,7 +31,7 @@ class CallerSlots:
             return
         if self._in_flight[who] >= self._limit:
             raise CallerLimitReached(
-                f"caller {who!r} already has {self._limit} generations running or queued"
+                f"caller {who!r} already has {self._limit} {self._what}", self._reason
             )
         self._in_flight[who] += 1
 

@@ -17,7 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
 from seseragi.server.caller_limits import CallerLimitReached
-from seseragi.server.jobs.store import JobEnded, JobNotFound, JobQueueFull
+from seseragi.server.jobs.store import CallerJobLimit, JobEnded, JobNotFound, JobQueueFull
 from seseragi.telemetry.trace_context import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         )
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("ENGINE_FULL"))
     if isinstance(exc, CallerLimitReached):
-        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info("CALLER_LIMIT"))
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info(exc.reason))
     if isinstance(exc, DeadlineExpired):
         return _status(code_pb2.DEADLINE_EXCEEDED, str(exc), _error_info("QUEUE_DEADLINE_EXCEEDED"))
     if isinstance(exc, EngineStopped | NotReady):
@@ -73,6 +73,8 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
         return job_status
     reason = "MODEL_FAILURE" if isinstance(exc, ModelFailure) else "INTERNAL"
     log.error("request failed", exc_info=exc, extra={"request_id": request_id, "reason": reason})
+    if not request_id:
+        return _status(code_pb2.INTERNAL, "internal error", _error_info(reason))
     return _status(
         code_pb2.INTERNAL,
         f"internal error; request id {request_id}",
@@ -105,6 +107,8 @@ def _job_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, JobQueueFull):
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), retry, _error_info("JOB_QUEUE_FULL"))
+    if isinstance(exc, CallerJobLimit):
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info("CALLER_JOB_LIMIT"))
     if isinstance(exc, JobEnded):
         return _status(code_pb2.Code.Value(exc.code), str(exc), _error_info(exc.reason))
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):

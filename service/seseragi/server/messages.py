@@ -8,6 +8,7 @@ from seseragi.config import Settings
 from seseragi.engine.types import Finished, StopReason, TextDelta, TokenLogprob
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
+from seseragi.server import identity
 from seseragi.v1 import generation_pb2 as pb
 
 STOP_REASONS = {
@@ -128,6 +129,7 @@ def model_info(info: ModelInfo, settings: Settings, *, chat: bool) -> pb.GetMode
         capabilities=pb.Capabilities(
             chat=chat, logprobs=True, seeded_sampling=True, stop_sequences=True
         ),
+        identity_enforced=identity.enforced(settings.edge_secret),
     )
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import secrets
+import struct
 import time
 from dataclasses import dataclass
 
@@ -14,10 +14,22 @@ from seseragi.server.errors import FieldViolation, InvalidRequest
 from seseragi.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
-MAX_REPETITION_PENALTY = 10.0
 MAX_CHOICES = 8
 MAX_LOGIT_BIAS = 300
 MAX_STOP_TOKEN_IDS = 16
+# Every accepted sampling value keeps the sampler finite: with logits clamped to 1e4 (see
+# engine.sampling), 1e4 / MIN_REPETITION_PENALTY / GREEDY_TEMPERATURE is still far below float32's
+# limit, and temperatures under GREEDY_TEMPERATURE are greedy. NaN fails every range check.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.0, 2.0
+MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY = 0.01, 10.0
+
+
+def as_float32(value: float) -> float:
+    """The proto's float fields are 32-bit: a client's 0.01 arrives as 0.0099999998, so each bound
+    is compared in the precision the value travelled in."""
+    result: float = struct.unpack("f", struct.pack("f", value))[0]
+    return result
+
 
 GenerateMessage = pb.GenerateRequest | pb.GenerateStreamRequest
 InputMessage = GenerateMessage | pb.TokenizeRequest
@@ -132,7 +144,8 @@ def _check_parameters(message: GenerateMessage, settings: Settings) -> list[Fiel
 
 def _check_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
     found = []
-    if sampling.HasField("temperature") and not 0.0 <= sampling.temperature <= 2.0:
+    temperature = sampling.temperature
+    if sampling.HasField("temperature") and not MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE:
         found.append(_v("sampling.temperature", "must be in [0, 2]", "OUT_OF_RANGE"))
     if sampling.HasField("top_p") and not 0.0 < sampling.top_p <= 1.0:
         found.append(_v("sampling.top_p", "must be in (0, 1]", "OUT_OF_RANGE"))
@@ -140,12 +153,12 @@ def _check_sampling(sampling: pb.SamplingParams) -> list[FieldViolation]:
         found.append(_v("sampling.top_k", "must not be negative", "OUT_OF_RANGE"))
     penalty = sampling.repetition_penalty
     if sampling.HasField("repetition_penalty") and not (
-        math.isfinite(penalty) and 0.0 < penalty <= MAX_REPETITION_PENALTY
+        as_float32(MIN_REPETITION_PENALTY) <= penalty <= MAX_REPETITION_PENALTY
     ):
         found.append(
             _v(
                 "sampling.repetition_penalty",
-                f"must be in (0, {MAX_REPETITION_PENALTY:g}]",
+                f"must be in [{MIN_REPETITION_PENALTY:g}, {MAX_REPETITION_PENALTY:g}]",
                 "OUT_OF_RANGE",
             )
         )

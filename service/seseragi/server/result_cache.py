@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
+from google.protobuf.message import DecodeError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -110,7 +111,7 @@ class ResultCache:
             # Failed now, or skipped while Redis is known down: an error either way, not a miss.
             lookup = Lookup(None, "error" if self._down else "miss")
         else:
-            lookup = Lookup(pb.GenerateResponse.FromString(cast(bytes, data)), "hit")
+            lookup = decode_entry(cast(bytes, data))
         self._observer.lookup(lookup.outcome)
         return lookup
 
@@ -140,3 +141,12 @@ class ResultCache:
             self._down = False
             log.info("result cache on: redis reachable again")
         return result
+
+
+def decode_entry(data: bytes) -> Lookup:
+    """A stored entry that no longer parses (another version wrote it, or it was cut) is a miss."""
+    try:
+        return Lookup(pb.GenerateResponse.FromString(data), "hit")
+    except DecodeError:
+        log.warning("result cache entry does not parse; treated as a miss")
+        return Lookup(None, "miss")

@@ -141,7 +141,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         backend = await self._ready(context, request.request_id)
         annotate(request_id=request.request_id)
         try:
-            release = self.generations.hold_slot(identity.caller(context))
+            release = self.generations.hold_slot(
+                identity.caller(context, self._settings.edge_secret)
+            )
         except Exception as exc:  # noqa: BLE001 - mapped to a status by one table
             await abort(context, exc, request.request_id)
         context.add_done_callback(lambda _: release())

@@ -54,8 +54,9 @@ def annotate(**fields: object) -> None:
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, edge_secret: str) -> None:
         self._metrics = metrics
+        self._edge_secret = edge_secret
 
     async def intercept_service(
         self,
@@ -101,7 +102,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[CallRecord]:
         m = self._metrics
-        record = begin(full_method, caller(context))
+        record = begin(full_method, caller(context, self._edge_secret))
         m.grpc_started.labels(*labels).inc()
         in_flight = m.grpc_streams_in_flight.labels(*labels) if streaming else None
         if in_flight is not None:

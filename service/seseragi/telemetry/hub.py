@@ -49,7 +49,10 @@ class Telemetry:
 
     def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
         """Tracing outermost, so the call interceptor's log line already knows the trace id."""
-        return [tracing.rpc_interceptor(self.tracer_provider), CallInterceptor(self.metrics)]
+        return [
+            tracing.rpc_interceptor(self.tracer_provider),
+            CallInterceptor(self.metrics, self.settings.edge_secret),
+        ]
 
     def engine_observer(self) -> EngineMetrics:
         return EngineMetrics(self.metrics)

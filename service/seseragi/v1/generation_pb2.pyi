@@ -176,25 +176,27 @@ class SamplingParams(_message.Message):
     MIN_P_FIELD_NUMBER: _builtins.int
     LOGIT_BIAS_FIELD_NUMBER: _builtins.int
     temperature: _builtins.float
-    """Softmax temperature in [0, 2]. 0 means greedy decoding (always the most
-    likely token). Default: the server's `default_temperature`.
+    """Softmax temperature in [0, 2]. Below 1e-5 (0 included) means greedy
+    decoding (always the most likely token). NaN is refused. Default: the
+    server's `default_temperature`.
     """
     top_p: _builtins.float
     """Nucleus sampling: keep the smallest set of tokens whose probability sums
-    to at least top_p. Range (0, 1]. Default 1 (off).
+    to at least top_p. Range (0, 1]; NaN is refused. Default 1 (off).
     """
     top_k: _builtins.int
-    """Keep only the k most likely tokens. 0 means off. Must not be negative.
-    Default 0.
+    """Keep only the k most likely tokens. 0, or any k at least the vocabulary
+    size, means off. Must not be negative. Default 0.
     """
     repetition_penalty: _builtins.float
-    """Penalty (> 0, at most 10) applied to tokens already in the prompt or the
-    output; 1 means none. Default 1.
+    """Penalty in [0.01, 10] applied to tokens already in the prompt or the
+    output (CTRL-style: positive logits divided by it, negative ones
+    multiplied); 1 means none. NaN is refused. Default 1.
     """
     seed: _builtins.int
-    """Seed for the random sampler. The same request with the same seed gives
-    the same text, alone or batched with others. Default: a random seed,
-    reported back in `Started.seed` and `Final.seed`.
+    """Seed for the random sampler, any value. The same request with the same
+    seed gives the same text, alone or batched with others. Default: a random
+    seed, reported back in `Started.seed` and `Final.seed`.
     """
     presence_penalty: _builtins.float
     """Subtracted once from the logit of every token already in the output, as
@@ -1224,6 +1226,7 @@ class GetModelInfoResponse(_message.Message):
     CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
     LIMITS_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
+    IDENTITY_ENFORCED_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The model's name or path, as configured."""
     revision: _builtins.str
@@ -1236,6 +1239,12 @@ class GetModelInfoResponse(_message.Message):
     """Tokens a sequence may hold, input plus output: the model's window, or
     less where the server caps it. Generation stops there with
     STOP_REASON_CONTEXT_LENGTH.
+    """
+    identity_enforced: _builtins.bool
+    """Whether callers' identities are enforced: true when the server requires
+    the edge's secret (SESERAGI_EDGE_SECRET), so only Envoy-verified subjects
+    reach it. False: every caller is "anonymous" and per-caller limits, job
+    ownership and logs cannot tell callers apart.
     """
     @_builtins.property
     def quantization(self) -> Global___Quantization:
@@ -1260,10 +1269,11 @@ class GetModelInfoResponse(_message.Message):
         context_length: _builtins.int = ...,
         limits: Global___ServerLimits | None = ...,
         capabilities: Global___Capabilities | None = ...,
+        identity_enforced: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "limits", b"limits", "quantization", b"quantization"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "context_length", b"context_length", "device", b"device", "dtype", b"dtype", "limits", b"limits", "model_id", b"model_id", "quantization", b"quantization", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "context_length", b"context_length", "device", b"device", "dtype", b"dtype", "identity_enforced", b"identity_enforced", "limits", b"limits", "model_id", b"model_id", "quantization", b"quantization", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

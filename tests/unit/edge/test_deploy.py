@@ -161,12 +161,16 @@ def test_container_config_holds_no_secret_and_keeps_admin_off_the_network(name: 
 
 def emitted_descriptors(config: Object) -> list[tuple[str, str | None]]:
     """(key, value) of each descriptor Envoy's actions send; None: the request's own value."""
+    host = virtual_host(config)
+    routes = [r["route"].get("rate_limits", []) for r in host["routes"]]
     emitted = []
-    for limit in virtual_host(config)["rate_limits"]:
+    for limit in host["rate_limits"] + [limit for limits in routes for limit in limits]:
         (action,) = limit["actions"]
         if "generic_key" in action:
             generic = action["generic_key"]
             emitted.append((generic["descriptor_key"], generic["descriptor_value"]))
+        elif "remote_address" in action:
+            emitted.append(("remote_address", None))  # Envoy's fixed key for this action
         else:
             emitted.append((action["request_headers"]["descriptor_key"], None))
     return emitted
@@ -198,18 +202,25 @@ def test_local_buckets_and_global_rules_come_from_the_same_numbers(tmp_path: Pat
         edge_secret="s",
         edge_requests_per_minute=7,
         edge_global_requests_per_minute=700,
+        edge_health_requests_per_minute=30,
     )
     local = yaml.safe_load(render.render_text(settings, tmp_path / "d.binpb", "127.0.0.1"))
     (bucket_filter,) = (f for f in http_filters(local) if f["name"].endswith("local_ratelimit"))
     buckets = bucket_filter["typed_config"]
+    (health_route,) = (
+        r for r in virtual_host(local)["routes"] if "Health" in r["match"].get("prefix", "")
+    )
+    health = health_route["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
     per_minute = {
         "subject": buckets["descriptors"][0]["token_bucket"]["max_tokens"],
         "global": buckets["token_bucket"]["max_tokens"],
+        "remote_address": health["descriptors"][0]["token_bucket"]["max_tokens"],
     }
     rules = ratelimit.service_config(settings)["descriptors"]
     assert {r["key"]: r["rate_limit"]["requests_per_unit"] for r in rules} == per_minute
     assert {r["rate_limit"]["unit"] for r in rules} == {"minute"}
-    assert per_minute == {"subject": 7, "global": 700}
+    assert per_minute == {"subject": 7, "global": 700, "remote_address": 30}
+    assert health["always_consume_default_token_bucket"] is False  # only the address's bucket
 
 
 def test_the_sidecar_counts_its_own_buckets_and_needs_no_rate_limit_service() -> None:
@@ -219,3 +230,24 @@ def test_the_sidecar_counts_its_own_buckets_and_needs_no_rate_limit_service() ->
     assert "envoy.filters.http.local_ratelimit" in names
     assert not any(name.endswith(".ratelimit") for name in names)
     assert "ratelimit" not in {c["name"] for c in config["static_resources"]["clusters"]}
+
+
+def test_container_renders_carry_no_development_origin(tmp_path: Path) -> None:
+    settings = Settings(
+        cache_dir=tmp_path,
+        edge_secret="s",
+        edge_cors_origins="http://localhost:3000,http://127.0.0.1:8000,https://chat.example.com",
+    )
+    for name in TARGETS:
+        text = deploy.config_text(settings, deploy.TARGETS[name])
+        assert "localhost" not in text and "127.0.0.1:8000" not in text, name
+        assert '"https://chat.example.com"' in text, name
+
+
+def test_every_provider_reads_only_the_header_and_caps_token_lifetime(tmp_path: Path) -> None:
+    settings = Settings(cache_dir=tmp_path, edge_secret="s", edge_jwt_max_lifetime=900)
+    config = yaml.safe_load(render.render_text(settings, tmp_path / "d.binpb", "127.0.0.1"))
+    (jwt_filter,) = (f for f in http_filters(config) if f["name"].endswith("jwt_authn"))
+    for provider in jwt_filter["typed_config"]["providers"].values():
+        assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
+        assert provider["require_expiration"] is True and provider["max_lifetime"] == "900s"

@@ -48,7 +48,7 @@ def test_engine_full_is_429_with_retry_after_rounded_up() -> None:
 
 
 def test_caller_limit_is_429_with_retry_after() -> None:
-    status, _, headers = answer(CallerLimitReached("too many"))
+    status, _, headers = answer(CallerLimitReached("too many", "CALLER_LIMIT"))
     assert status == 429 and headers["retry-after"] == "1"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
 from seseragi.model.loader import ModelInfo
-from seseragi.server.result_cache import cache_key
+from seseragi.server.result_cache import cache_key, decode_entry
 
 pytestmark = pytest.mark.unit
 
@@ -72,3 +72,8 @@ def test_every_output_parameter_changes_the_key(changed: Request) -> None:
 )
 def test_another_model_never_shares_a_key(info: ModelInfo) -> None:
     assert key(info=info) != key()
+
+
+def test_an_entry_that_does_not_parse_is_a_miss() -> None:
+    assert decode_entry(b"\xff\xff\xff").response is None
+    assert decode_entry(b"\xff\xff\xff").outcome == "miss"

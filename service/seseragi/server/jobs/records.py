@@ -14,6 +14,10 @@ class JobQueueFull(Exception):
     """The job queue holds `max_queued_jobs` jobs."""
 
 
+class CallerJobLimit(Exception):
+    """The caller already has `max_jobs_per_caller` jobs queued or running."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobRecord:
     job_id: str

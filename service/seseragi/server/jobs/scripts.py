@@ -4,12 +4,25 @@ One script per transition, so two workers racing on a reclaimed job can never bo
 and each token index enters the job's log at most once.
 """
 
+# KEYS[4] holds the owner's live (queued or running) job ids, pruned here of jobs that ended, so
+# a caller's cap (ARGV[10], 0: none) counts every replica's submissions and heals itself.
 SUBMIT = """
 if ARGV[5] ~= '' then
   local existing = redis.call('GET', KEYS[2])
   if existing then return {0, existing} end
 end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[6]) then return {-1, ''} end
+if tonumber(ARGV[10]) > 0 then
+  local live = 0
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+    local state = redis.call('HGET', ARGV[1] .. 'job:' .. id, 'state')
+    if state == 'queued' or state == 'running' then live = live + 1
+    else redis.call('SREM', KEYS[4], id) end
+  end
+  if live >= tonumber(ARGV[10]) then return {-2, ''} end
+  redis.call('SADD', KEYS[4], ARGV[2])
+  redis.call('EXPIRE', KEYS[4], ARGV[9])
+end
 local job = ARGV[1] .. 'job:' .. ARGV[2]
 local msg = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2])
 redis.call('HSET', job, 'owner', ARGV[3], 'state', 'queued', 'request', ARGV[7],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from seseragi.config import Settings
+from seseragi.server.caller_limits import CallerSlots
 from seseragi.server.errors import (
     FieldViolation,
     InvalidRequest,
@@ -25,6 +27,7 @@ from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+PAGE_TOKEN = re.compile(r"[0-9]{1,9}")  # an offset in ASCII digits, as ListJobs writes it
 STATES = {
     "queued": jobs_pb2.JOB_STATE_QUEUED,
     "running": jobs_pb2.JOB_STATE_RUNNING,
@@ -63,6 +66,13 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self._store = store
         self._backend: Backend | None = None
         self._draining = False
+        # Each open watch holds a connection and polls Redis: one caller may not hold them all.
+        self._watches = CallerSlots(
+            settings.max_watches_per_caller, "WatchJob streams open", "WATCH_LIMIT"
+        )
+
+    def _caller(self, context: grpc.aio.ServicerContext) -> str:
+        return caller(context, self._settings.edge_secret)
 
     def drain(self) -> None:
         """Refuse new submissions and watches with UNAVAILABLE; the job queue keeps them safe."""
@@ -105,7 +115,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
                 input_token_count=len(parsed.prompt_token_ids),
                 seed=parsed.sampling.seed,
             )
-            owner = caller(context)
+            owner = self._caller(context)
             job_id, created = await self._store.submit(
                 owner,
                 generate.SerializeToString(),
@@ -121,14 +131,14 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.GetJobResponse:
         async with error_boundary(context, ""):
-            record = await self._store.get(request.job_id, caller(context))
+            record = await self._store.get(request.job_id, self._caller(context))
         return jobs_pb2.GetJobResponse(job=job_message(record, with_result=True))
 
     async def CancelJob(
         self, request: jobs_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.CancelJobResponse:
         async with error_boundary(context, ""):
-            record = await self._store.cancel(request.job_id, caller(context))
+            record = await self._store.cancel(request.job_id, self._caller(context))
         return jobs_pb2.CancelJobResponse(job=job_message(record, with_result=True))
 
     async def ListJobs(
@@ -136,11 +146,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> jobs_pb2.ListJobsResponse:
         async with error_boundary(context, ""):
             size = request.page_size or DEFAULT_PAGE_SIZE
-            if size > MAX_PAGE_SIZE or not (request.page_token or "0").isdigit():
-                field = "page_size" if size > MAX_PAGE_SIZE else "page_token"
-                raise InvalidRequest([FieldViolation(field, "out of range", "OUT_OF_RANGE")])
-            offset = int(request.page_token or 0)
-            records, more = await self._store.page(caller(context), offset, size)
+            if size > MAX_PAGE_SIZE:
+                limit = f"must be at most {MAX_PAGE_SIZE}"
+                raise InvalidRequest([FieldViolation("page_size", limit, "OUT_OF_RANGE")])
+            offset = _page_offset(request.page_token)
+            records, more = await self._store.page(self._caller(context), offset, size)
         return jobs_pb2.ListJobsResponse(
             jobs=[job_message(r, with_result=False) for r in records],
             next_page_token=str(offset + size) if more else "",
@@ -152,7 +162,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         if self._draining:  # a watch is resumable: the caller reopens it on another replica
             await abort(context, NotReady("the server is shutting down"), "")
         async with error_boundary(context, ""):
-            owner = caller(context)
+            owner = self._caller(context)
+            self._watches.acquire(owner)
+            context.add_done_callback(lambda _: self._watches.release(owner))
             record = await self._store.get(request.job_id, owner)
             yield _wrap(pb.GenerateStreamResponse(started=pb.Started.FromString(record.started)))
             async for event in self._follow(request.job_id, owner, request.from_index):
@@ -187,6 +199,17 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             return JobEnded("CANCELLED", f"job {job_id} was cancelled", "JOB_CANCELLED")
         record = await self._store.get(job_id, owner)
         return JobEnded(record.error_code or "INTERNAL", record.error_message, "JOB_FAILED")
+
+
+def _page_offset(token: str) -> int:
+    """The offset a page token names; anything ListJobs did not hand out is INVALID_ARGUMENT."""
+    if not token:
+        return 0
+    if not PAGE_TOKEN.fullmatch(token):
+        raise InvalidRequest(
+            [FieldViolation("page_token", "not a token ListJobs returned", "BAD_PAGE_TOKEN")]
+        )
+    return int(token)
 
 
 def _wrap(event: pb.GenerateStreamResponse) -> jobs_pb2.WatchJobResponse:

@@ -16,9 +16,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from seseragi.config import Settings
+from seseragi.server.identity import ANONYMOUS
 from seseragi.server.jobs import scripts
 from seseragi.server.jobs.observer import JobObserver, NullJobObserver
 from seseragi.server.jobs.records import (
+    CallerJobLimit,
     Claimed,
     JobEnded,
     JobNotFound,
@@ -31,6 +33,7 @@ from seseragi.server.jobs.records import (
 )
 
 __all__ = [
+    "CallerJobLimit",
     "Claimed",
     "JobEnded",
     "JobNotFound",
@@ -65,6 +68,7 @@ class JobStore:
         self._queue = f"{self._prefix}jobs:queue"
         self._ttl_s = settings.job_ttl_seconds
         self._max_queued = settings.max_queued_jobs
+        self._max_per_caller = settings.max_jobs_per_caller
         self._submit = redis.register_script(scripts.SUBMIT)
         self._begin = redis.register_script(scripts.BEGIN)
         self._append = redis.register_script(scripts.APPEND)
@@ -83,6 +87,9 @@ class JobStore:
     def _owned(self, owner: str) -> str:
         return f"{self._prefix}owner:{owner}:jobs"
 
+    def _live(self, owner: str) -> str:
+        return f"{self._prefix}owner:{owner}:live"
+
     async def ensure_group(self) -> None:
         try:
             await self._redis.xgroup_create(self._queue, GROUP, id="0", mkstream=True)
@@ -97,10 +104,14 @@ class JobStore:
         job_id = secrets.token_hex(12)
         idem = f"{self._prefix}idem:{owner}:{idempotency_key}"
         args: list[str | int | bytes] = [self._prefix, job_id, owner, _now_ms(), idempotency_key]
-        args += [self._max_queued, request, started, self._ttl_s]
-        outcome, found = await self._submit(keys=[self._queue, idem, self._owned(owner)], args=args)
+        cap = 0 if owner == ANONYMOUS else self._max_per_caller  # no identity: the queue's cap
+        args += [self._max_queued, request, started, self._ttl_s, cap]
+        keys = [self._queue, idem, self._owned(owner), self._live(owner)]
+        outcome, found = await self._submit(keys=keys, args=args)
         if outcome == -1:
             raise JobQueueFull(f"the job queue is full ({self._max_queued} jobs)")
+        if outcome == -2:
+            raise CallerJobLimit(f"caller {owner!r} already has {cap} jobs queued or running")
         if outcome == 1:
             self._observer.submitted()
         return found.decode(), outcome == 1
