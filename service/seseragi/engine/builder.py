@@ -38,7 +38,7 @@ def build_engine(
             f"the paged runner supports {sorted(llama.SUPPORTED_ARCHITECTURES)} models without"
             f" bitsandbytes quantization; this one is {model.config.model_type!r}"
         )
-    forward = llama.LlamaForward(model)
+    forward = llama.forward_for(model)
     shape = forward.shape
     per_token = KVPool.bytes_per_token(shape.layers, shape.kv_heads, shape.head_dim, forward.dtype)
     num_blocks = kv_cache_bytes // (per_token * config.block_size)

@@ -7,6 +7,7 @@ cache is an admission decision, never an out-of-memory error mid-step.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -24,8 +25,8 @@ class KVPool:
         self.num_blocks = num_blocks
         self.block_size = block_size
         shape = (num_blocks, block_size, kv_heads, head_dim)
-        self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.keys = [_zeros(shape, dtype, device) for _ in range(layers)]
+        self.values = [_zeros(shape, dtype, device) for _ in range(layers)]
 
     @staticmethod
     def bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype) -> int:
@@ -50,3 +51,18 @@ class KVPool:
         for keys, values in zip(self.keys, self.values, strict=True):
             keys[dst] = keys[src]
             values[dst] = values[src]
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Zeros that cost memory only once written, on CPU.
+
+    Masked-out slots must hold finite values (a masked probability of 0 times NaN is still NaN),
+    so the pool starts zeroed; `torch.zeros` writes every page up front, while numpy's calloc
+    takes fresh pages the kernel zeroes lazily, so a large pool's resident size grows with use.
+    """
+    if device.type != "cpu":
+        return torch.zeros(shape, dtype=dtype, device=device)
+    # Integers of the same width: all-zero bits are 0.0 in every float format (bfloat16 too,
+    # which numpy lacks).
+    width = torch.empty((), dtype=dtype).element_size()
+    return torch.from_numpy(np.zeros(shape, dtype=f"int{8 * width}")).view(dtype)

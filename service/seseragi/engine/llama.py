@@ -9,6 +9,7 @@ Llama, Mistral or Qwen2 checkpoint works; other architectures use `padded_runner
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,18 @@ def supports(model: Any) -> bool:
         and not getattr(config, "mlp_bias", False)
         and not hasattr(model, "hf_quantizer")
     )
+
+
+_FORWARDS: weakref.WeakKeyDictionary[Any, LlamaForward] = weakref.WeakKeyDictionary()
+
+
+def forward_for(model: Any) -> LlamaForward:
+    """One `LlamaForward` per loaded model: engines built over the same model (tests, restarts)
+    share its packed weights instead of each holding another copy."""
+    forward = _FORWARDS.get(model)
+    if forward is None:
+        forward = _FORWARDS[model] = LlamaForward(model)
+    return forward
 
 
 class LlamaForward:
