@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import grpc
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import AsyncEngine, RequestHandle
+from seseragi.engine.handle import EngineClient, RequestHandle
 from seseragi.engine.types import Failed, Finished, Request, TextDelta
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 class Backend:
     """Everything a call needs once the model is loaded."""
 
-    engine: AsyncEngine
+    engine: EngineClient
     tokenizer: TextTokenizer
     info: ModelInfo
 
