@@ -45,6 +45,20 @@ def core_pid(server: ServerThread) -> int:
     return engine.pid
 
 
+def test_the_core_ignores_interrupts_meant_for_the_whole_process_group(
+    core_server: ServerThread,
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group; the front end decides on the drain."""
+    os.kill(core_pid(core_server), signal.SIGINT)
+    os.kill(core_pid(core_server), signal.SIGTERM)
+    with grpc.insecure_channel(core_server.target) as channel:
+        reply = generation_pb2_grpc.GenerationServiceStub(channel).Generate(
+            chat(CAPITAL_QUESTION), timeout=60
+        )
+    assert "Paris" in reply.text
+    assert health_of(core_server.target) == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_a_killed_core_fails_open_calls_unavailable_at_once(core_server: ServerThread) -> None:
     assert health_of(core_server.target) == health_pb2.HealthCheckResponse.SERVING
     with grpc.insecure_channel(core_server.target) as channel:

@@ -10,43 +10,30 @@ UNAVAILABLE (EngineStopped) and the failure callbacks mark the replica NOT_SERVI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
-import zmq
-import zmq.asyncio
-
 from seseragi.config import Settings
 from seseragi.engine import ipc
 from seseragi.engine.build import make_sequence
+from seseragi.engine.core_spawn import CoreProcess, CoreStartFailed, describe_exit
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.errors import EngineFull, EngineStopped
 from seseragi.engine.handle import EngineStats, RequestHandle
 from seseragi.engine.observer import EngineObserver, NullObserver
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Failed, Finished, Request
-from seseragi.model.loader import ModelInfo
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0  # a clean stop finishes the current step; past this the core is killed
-
-
-class CoreStartFailed(RuntimeError):
-    """The engine core exited, or reported an error, before it was ready."""
+__all__ = ["CoreClient", "CoreProcess", "CoreStartFailed"]
 
 
 class CoreClient:
-    def __init__(self, settings: Settings, decoder: Decoder, core: _CoreProcess) -> None:
+    def __init__(self, settings: Settings, decoder: Decoder, core: CoreProcess) -> None:
         self._decoder = decoder
         self._core = core
         self.info = core.info
@@ -66,7 +53,7 @@ class CoreClient:
     @classmethod
     async def launch(cls, settings: Settings, decoder: Decoder) -> CoreClient:
         """Start a core, wait until its model is loaded; raise CoreStartFailed if it cannot."""
-        return cls(settings, decoder, await _CoreProcess.start(settings))
+        return cls(settings, decoder, await CoreProcess.start(settings))
 
     @property
     def pid(self) -> int:
@@ -191,7 +178,7 @@ class CoreClient:
             return
         self._accepting = False
         code = self._core.process.wait()
-        log.error("the engine core exited unexpectedly", extra={"exit": _describe_exit(code)})
+        log.error("the engine core exited unexpectedly", extra={"exit": describe_exit(code)})
         if self._reader is not None:
             self._reader.cancel()
         for data in self._core.pending_events():  # what it sent before it died still counts
@@ -199,7 +186,7 @@ class CoreClient:
             if message[0] == ipc.STEP:
                 self._apply_step(message)
         self._fail_everything(
-            EngineStopped(f"the engine core exited unexpectedly ({_describe_exit(code)})")
+            EngineStopped(f"the engine core exited unexpectedly ({describe_exit(code)})")
         )
         for callback in self._failure_callbacks:
             callback()
@@ -213,114 +200,3 @@ class CoreClient:
         self._stats = [0, 0, self._stats[2], 0]
         for handle in handles:
             handle.deliver(Failed(error))
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-class _CoreProcess:
-    """The child process and its two sockets; `exited` resolves when the process ends."""
-
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        context: zmq.asyncio.Context,
-        commands: zmq.asyncio.Socket,
-        events: zmq.asyncio.Socket,
-        workdir: str,
-    ) -> None:
-        self.process = process
-        self.context = context
-        self.events = events
-        self.commands = commands  # owns the socket the sync view below sends on
-        self.workdir = workdir
-        # Sync views of the same sockets: a send is never awaited, a drain never waits.
-        self._commands: zmq.Socket[bytes] = zmq.Socket.shadow(commands.underlying)
-        self._events_sync: zmq.Socket[bytes] = zmq.Socket.shadow(events.underlying)
-        self.exited = _exit_future(process.pid)
-        self.info: ModelInfo
-
-    @classmethod
-    async def start(cls, settings: Settings) -> _CoreProcess:
-        workdir = tempfile.mkdtemp(prefix="seseragi-core-")
-        context = zmq.asyncio.Context()
-        commands = context.socket(zmq.PUSH)
-        commands.setsockopt(zmq.SNDHWM, 0)
-        commands.bind(f"ipc://{workdir}/commands")
-        events = context.socket(zmq.PULL)
-        events.setsockopt(zmq.RCVHWM, 0)
-        events.bind(f"ipc://{workdir}/events")
-        argv = [sys.executable, "-m", "seseragi.engine.core_process"]
-        argv += ["--commands", f"ipc://{workdir}/commands", "--events", f"ipc://{workdir}/events"]
-        # Started from the event loop's thread: PR_SET_PDEATHSIG follows the thread that forks.
-        process = subprocess.Popen([*argv, "--parent", str(os.getpid())], stdin=subprocess.PIPE)
-        core = cls(process, context, commands, events, workdir)
-        try:
-            assert process.stdin is not None
-            process.stdin.write(settings.model_dump_json().encode())
-            process.stdin.close()
-            core.info = await core._wait_until_ready()
-        except BaseException:
-            process.kill()
-            await asyncio.shield(core.exited)
-            core.close()
-            raise
-        return core
-
-    async def _wait_until_ready(self) -> ModelInfo:
-        first: asyncio.Future[bytes] = asyncio.ensure_future(self.events.recv())
-        waits: set[asyncio.Future[Any]] = {first, self.exited}
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        if not first.done():
-            first.cancel()
-            code = _describe_exit(self.process.wait())
-            raise CoreStartFailed(f"the engine core exited before it was ready ({code})")
-        message = ipc.decode(first.result())
-        if message[0] == ipc.FATAL:
-            raise CoreStartFailed(f"the engine core could not start: {message[1]}")
-        return ipc.info_from_wire(message[1])
-
-    def send(self, data: bytes) -> None:
-        """Queue a command without waiting; a core that is gone is noticed by its exit."""
-        with contextlib.suppress(zmq.Again):
-            self._commands.send(data, zmq.NOBLOCK)
-
-    def pending_events(self) -> list[bytes]:
-        messages = []
-        with contextlib.suppress(zmq.Again):
-            while True:
-                messages.append(self._events_sync.recv(zmq.NOBLOCK))
-        return messages
-
-    def close(self) -> None:
-        if self.exited.done():
-            self.process.wait()  # reap it: it has exited, this returns at once
-        self.exited.cancel()
-        self.context.destroy(linger=0)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def _exit_future(pid: int) -> asyncio.Future[None]:
-    """Resolves when process `pid` exits: its pidfd turns readable (Linux 5.3+)."""
-    loop = asyncio.get_running_loop()
-    fd = os.pidfd_open(pid)
-    exited: asyncio.Future[None] = loop.create_future()
-
-    open_fd = [fd]
-
-    def release(_: object = None) -> None:
-        if open_fd:
-            loop.remove_reader(open_fd.pop())
-            os.close(fd)
-
-    def on_exit() -> None:
-        release()
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(fd, on_exit)
-    exited.add_done_callback(release)
-    return exited

@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True, help="pid of the front end")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
+    # The front end decides when the core ends (a stop command, or its own death): a Ctrl-C to
+    # the terminal's process group or a SIGTERM to the whole cgroup must not cut its drain short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = Settings.model_validate_json(sys.stdin.read())
     logs.configure(settings.log_level)
     context = zmq.Context()

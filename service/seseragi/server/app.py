@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from seseragi.config import Settings
 from seseragi.engine.async_engine import AsyncEngine
 from seseragi.engine.build import make_engine
-from seseragi.engine.core_client import CoreClient
+from seseragi.engine.core_client import CoreClient, CoreProcess
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load, load_tokenizer
@@ -67,12 +67,11 @@ async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
 
 async def load_front_end(settings: Settings) -> tuple[LoadedModel, CoreClient]:
     """With a core process, this process needs the tokenizer only; both load side by side."""
-    tokenizing = asyncio.create_task(asyncio.to_thread(load_tokenizer, settings))
-    try:
-        client = await CoreClient.launch(settings, await tokenizing)
-    finally:
-        tokenizing.cancel()
-    return LoadedModel(None, tokenizing.result(), client.info), client
+    async with asyncio.TaskGroup() as loading:  # one failing cancels (and so kills) the other
+        tokenizing = loading.create_task(asyncio.to_thread(load_tokenizer, settings))
+        starting = loading.create_task(CoreProcess.start(settings))
+    core, tokenizer = starting.result(), tokenizing.result()
+    return LoadedModel(None, tokenizer, core.info), CoreClient(settings, tokenizer, core)
 
 
 async def start(settings: Settings) -> RunningServer:
