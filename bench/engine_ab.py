@@ -12,6 +12,8 @@ import json
 import statistics
 from pathlib import Path
 
+import psutil
+
 from bench import grpc_load
 from bench.metrics import ScenarioResult
 from bench.run import DEFAULT_OUT, server_settings
@@ -22,13 +24,24 @@ from seseragi.config import Settings
 MODES = {"thread": "false", "core": "true"}
 
 
-def run_mode(mode: str, workload: Workload, out: Path, index: int) -> list[ScenarioResult]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server and its live children (the core process)."""
+    server = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [server, *server.children(recursive=True)])
+
+
+def run_mode(
+    mode: str, workload: Workload, out: Path, index: int
+) -> list[tuple[ScenarioResult, float]]:
+    """Each scenario's figures and the server's CPU seconds per generated token during it."""
     settings = {**server_settings(Settings()), "SESERAGI_ENGINE_PROCESS": MODES[mode]}
+    results = []
     with ServerProcess(settings, out / f"server-{mode}-{index}.log") as server:
-        return [
-            grpc_load.run_one(server.target, server.pid, workload, concurrency)
-            for concurrency in workload.concurrencies
-        ]
+        for concurrency in workload.concurrencies:
+            before = cpu_seconds(server.pid)
+            result = grpc_load.run_one(server.target, server.pid, workload, concurrency)
+            results.append((result, (cpu_seconds(server.pid) - before) / result.tokens))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     for index in range(args.rounds):
         order = ("thread", "core") if index % 2 == 0 else ("core", "thread")
         for mode in order:
-            for result in run_mode(mode, workload, args.out, index):
+            for result, cpu_per_token in run_mode(mode, workload, args.out, index):
                 rows.setdefault((mode, result.name), []).append(result)
                 print(
                     f"round {index} {mode:6} {result.name:14} {result.tokens_per_second:7.1f} tok/s"
                     f"  ttft p50 {result.ttft_p50 or 0:.3f}s  itl p50 {result.itl_p50 or 0:.4f}s"
-                    f"  peak rss {result.peak_rss_bytes / 2**20:.0f} MiB",
+                    f"  peak rss {result.peak_rss_bytes / 2**20:.0f} MiB"
+                    f"  cpu {cpu_per_token * 1000:.1f} ms/token",
                     flush=True,
                 )
     summary = {}
