@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0: one per core.")
 
     engine_process: bool = Field(
-        True,
+        False,
         description="Run the engine core (model and batch) in its own process, apart from the"
         " gRPC event loop; false: a thread of the server process.",
     )
