@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import EngineStats
+from seseragi.engine.handle import EngineStats
 from seseragi.model.loader import LoadedModel
 from seseragi.server.app import RunningServer, become_ready, drain_and_stop, start
 from seseragi.server.identity import SECRET_HEADER, SUBJECT_HEADER

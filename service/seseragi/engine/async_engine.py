@@ -13,70 +13,22 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
+from seseragi.engine.build import make_sequence
+from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.engine import Engine
 from seseragi.engine.errors import EngineFull, EngineStopped
+from seseragi.engine.handle import EngineStats, RequestHandle
 from seseragi.engine.observer import EngineObserver
-from seseragi.engine.sequence import Sequence, SequenceStatus
-from seseragi.engine.stop_sequences import StopSequenceMatcher
+from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Event, Failed, Finished, Request
 
+__all__ = ["AsyncEngine", "EngineStats", "RequestHandle"]
 log = logging.getLogger(__name__)
 
 _Command = tuple[str, object]
 GIL_SWITCH_INTERVAL_S = 0.0005
-
-
-@dataclass(frozen=True, slots=True)
-class EngineStats:
-    running: int
-    waiting: int
-    in_flight: int
-    steps: int
-    cache_tokens: int = 0  # KV cache slots in use (by sequences or kept for the prefix cache)
-    cache_capacity_tokens: int = 0
-    prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache, ever
-    prefix_cache_hits: int = 0  # of those, tokens found cached
-
-
-class RequestHandle:
-    """A submitted request as its handler sees it: events arrive on its own queue."""
-
-    def __init__(self, owner: AsyncEngine, seq: Sequence, queue_position: int) -> None:
-        self.seq = seq
-        self.queue_position = queue_position
-        self._owner = owner
-        self._events: asyncio.Queue[Event] = asyncio.Queue()
-        self.done = False
-
-    @property
-    def request_id(self) -> str:
-        return self.seq.request.request_id
-
-    @property
-    def is_queued(self) -> bool:
-        return self.seq.status is SequenceStatus.WAITING
-
-    async def next_event(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None when `timeout` seconds pass without one."""
-        try:
-            event = await asyncio.wait_for(self._events.get(), timeout)
-        except TimeoutError:
-            return None
-        if isinstance(event, Finished | Failed):
-            self.done = True
-        return event
-
-    def abort(self) -> None:
-        """Stop the generation at the next step and free its slot; harmless once done."""
-        if not self.done:
-            self.done = True
-            self._owner.abort(self)
-
-    def deliver(self, event: Event) -> None:
-        self._events.put_nowait(event)
 
 
 class AsyncEngine:
@@ -91,6 +43,7 @@ class AsyncEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._accepting = False
+        self._failure_callbacks: list[Callable[[], None]] = []
 
     def start(self) -> None:
         # The model thread drops the GIL inside every torch op and must win it back promptly;
@@ -131,6 +84,10 @@ class AsyncEngine:
         """Report engine events to `observer` from the next step on (one attribute swap)."""
         self._engine.observer = observer
 
+    def on_failure(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on the event loop if the engine thread dies of a bug."""
+        self._failure_callbacks.append(callback)
+
     def submit(self, request: Request) -> RequestHandle:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
         if not self._accepting:
@@ -141,16 +98,8 @@ class AsyncEngine:
             raise EngineFull(
                 min(in_flight, config.max_running), in_flight - config.max_running, 1.0
             )
-        seq = Sequence(
-            seq_id=next(self._ids),
-            request=request,
-            detokenizer=IncrementalDetokenizer(self._decoder, request.prompt_token_ids),
-            stop_matcher=StopSequenceMatcher(
-                request.stopping.stop_sequences,
-                include_stop_sequence=request.stopping.include_stop_sequence,
-            ),
-            sink=lambda event: None,
-            arrival_time=time.monotonic(),
+        seq = make_sequence(
+            next(self._ids), request, self._decoder, time.monotonic(), lambda event: None
         )
         # 0: straight into the batch; otherwise its 1-based place in the waiting queue.
         handle = RequestHandle(self, seq, max(0, in_flight - self._engine.config.max_running + 1))
@@ -164,6 +113,23 @@ class AsyncEngine:
         self._inbox.put(("abort", handle.seq.seq_id))
 
     def _run(self) -> None:
+        try:
+            self._step_forever()
+        except Exception:
+            log.exception("the engine thread died")
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._died)
+
+    def _died(self) -> None:
+        """Refuse new work and fail every open call, as a dead core process does."""
+        self._accepting = False
+        handles, self._handles = list(self._handles.values()), {}
+        for handle in handles:
+            handle.deliver(Failed(EngineStopped("the engine failed")))
+        for callback in self._failure_callbacks:
+            callback()
+
+    def _step_forever(self) -> None:
         """The engine thread: drain commands, step, hand the step's events to the loop."""
         while True:
             if not self._drain_inbox(block=not self._engine.has_work):

@@ -101,6 +101,13 @@ def load(settings: Settings) -> LoadedModel:
     return LoadedModel(model, TextTokenizer(hf_tokenizer), info)
 
 
+def load_tokenizer(settings: Settings) -> TextTokenizer:
+    """The tokenizer alone, for a front end whose engine core loads the model."""
+    from transformers import AutoTokenizer
+
+    return TextTokenizer(AutoTokenizer.from_pretrained(resolve_model_dir(settings)))
+
+
 def _choose_device(settings: Settings, torch: Any) -> str:
     if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
         return "cuda:0"

@@ -13,12 +13,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from seseragi.config import Settings
-from seseragi.engine import builder as engine_builder
 from seseragi.engine.async_engine import AsyncEngine
-from seseragi.engine.engine import EngineConfig
+from seseragi.engine.build import make_engine
+from seseragi.engine.core_client import CoreClient, CoreProcess
+from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.http.server import HttpServer
-from seseragi.model.loader import LoadedModel, load
+from seseragi.model.loader import LoadedModel, load, load_tokenizer
 from seseragi.server import redis_link
 from seseragi.server.boundary import ErrorBoundary
 from seseragi.server.generations import Backend
@@ -53,28 +54,28 @@ class RunningServer:
     backend: Backend | None = None
     worker: JobWorker | None = None
     http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
+    dead_engine: asyncio.Future[None] | None = None  # marking NOT_SERVING after an engine death
 
 
 def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
-    info = loaded.info
-    config = EngineConfig(
-        max_running=settings.max_running_requests,
-        max_waiting=settings.max_queued_requests,
-        max_prefill_tokens=settings.max_prefill_tokens,
-        context_length=info.context_length,
-        eos_token_ids=info.eos_token_ids,
-        block_size=settings.kv_block_size,
-        prefix_caching=settings.prefix_caching,
-    )
-    engine = engine_builder.build_engine(
-        loaded.model,
-        config,
-        runner=settings.engine_runner,
-        kv_cache_bytes=settings.kv_cache_bytes,
-        pad_token_id=info.pad_token_id,
-        max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
-    )
-    return AsyncEngine(engine, loaded.tokenizer)
+    """The in-process engine: a thread of this process steps the batch."""
+    return AsyncEngine(make_engine(loaded, settings), loaded.tokenizer)
+
+
+async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
+    """The engine `settings` ask for: a core process (it loads the model itself), or a thread."""
+    if settings.engine_process:
+        return await CoreClient.launch(settings, loaded.tokenizer)
+    return build_engine(loaded, settings)
+
+
+async def load_front_end(settings: Settings) -> tuple[LoadedModel, CoreClient]:
+    """With a core process, this process needs the tokenizer only; both load side by side."""
+    async with asyncio.TaskGroup() as loading:  # one failing cancels (and so kills) the other
+        tokenizing = loading.create_task(asyncio.to_thread(load_tokenizer, settings))
+        starting = loading.create_task(CoreProcess.start(settings))
+    core, tokenizer = starting.result(), tokenizing.result()
+    return LoadedModel(None, tokenizer, core.info), CoreClient(settings, tokenizer, core)
 
 
 async def start(settings: Settings) -> RunningServer:
@@ -131,10 +132,17 @@ async def start(settings: Settings) -> RunningServer:
     )
 
 
-async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Settings) -> None:
-    """Start the engine, prove it with one generation, then report SERVING."""
-    engine = build_engine(loaded, settings)
+async def become_ready(
+    running: RunningServer,
+    loaded: LoadedModel,
+    settings: Settings,
+    engine: EngineClient | None = None,
+) -> None:
+    """Start the engine (unless given one), prove it with one generation, then report SERVING."""
+    if engine is None:
+        engine = await open_engine(loaded, settings)
     engine.start()
+    engine.on_failure(lambda: _engine_died(running))
     await warm_up(engine, loaded)
     telemetry = running.telemetry
     engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
@@ -150,7 +158,15 @@ async def become_ready(running: RunningServer, loaded: LoadedModel, settings: Se
     log.info("ready", extra={"service": SERVICE_NAME})
 
 
-async def warm_up(engine: AsyncEngine, loaded: LoadedModel) -> None:
+def _engine_died(running: RunningServer) -> None:
+    """The engine is gone for good: say so to health checks; calls already get UNAVAILABLE."""
+    running.telemetry.set_ready(False)
+    running.dead_engine = asyncio.ensure_future(
+        running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    )
+
+
+async def warm_up(engine: EngineClient, loaded: LoadedModel) -> None:
     prompt = tuple(loaded.tokenizer.encode("Hello"))
     handle = engine.submit(
         Request("warm-up", prompt, SamplingParams(), StoppingParams(max_new_tokens=2))
@@ -226,5 +242,8 @@ async def serve(settings: Settings) -> None:
 
 
 async def _load_and_warm(running: RunningServer, settings: Settings) -> None:
-    loaded = await asyncio.to_thread(load, settings)
-    await become_ready(running, loaded, settings)
+    if settings.engine_process:
+        loaded, client = await load_front_end(settings)
+        await become_ready(running, loaded, settings, client)
+    else:
+        await become_ready(running, await asyncio.to_thread(load, settings), settings)

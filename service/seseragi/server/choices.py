@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from seseragi.engine.async_engine import RequestHandle
+from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Request, TextDelta
 from seseragi.server import messages, relay
 from seseragi.server.generations import Backend, CacheLookup, Generations

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import AsyncEngine, RequestHandle
+from seseragi.engine.handle import EngineClient, RequestHandle
 from seseragi.engine.types import Finished, Request
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
@@ -33,7 +33,7 @@ from seseragi.v1 import generation_pb2 as pb
 class Backend:
     """Everything a call needs once the model is loaded."""
 
-    engine: AsyncEngine
+    engine: EngineClient
     tokenizer: TextTokenizer
     info: ModelInfo
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from seseragi.engine.async_engine import RequestHandle
+from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, TextDelta
 
 

@@ -8,9 +8,10 @@ import signal
 import time
 
 from seseragi.config import Settings
+from seseragi.engine.handle import EngineClient
 from seseragi.model.loader import load
 from seseragi.server import redis_link
-from seseragi.server.app import build_engine, warm_up
+from seseragi.server.app import build_engine, load_front_end, warm_up
 from seseragi.server.generations import Backend
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
 from seseragi.server.jobs.worker import JobWorker
@@ -29,9 +30,14 @@ async def work(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
     telemetry = Telemetry.start(settings)
-    loaded = await asyncio.to_thread(load, settings)
-    engine = build_engine(loaded, settings)
+    engine: EngineClient
+    if settings.engine_process:
+        loaded, engine = await load_front_end(settings)
+    else:
+        loaded = await asyncio.to_thread(load, settings)
+        engine = build_engine(loaded, settings)
     engine.start()
+    engine.on_failure(stop_requested.set)  # no engine, no work: stop, leaving jobs to reclaim
     await warm_up(engine, loaded)
     engine.observe(telemetry.engine_observer())
     telemetry.model_ready(loaded.info, engine)

@@ -11,7 +11,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import AsyncEngine
+from seseragi.engine.handle import EngineClient
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Finished
 from seseragi.model.loader import ModelInfo
@@ -67,7 +67,7 @@ class Telemetry:
         """Draw the lookup that began at `start_ns` (time.time_ns) as a span of the current RPC."""
         tracing.record_cache_lookup(self.tracer_provider, start_ns, time.time_ns(), outcome)
 
-    def model_ready(self, info: ModelInfo, engine: AsyncEngine) -> None:
+    def model_ready(self, info: ModelInfo, engine: EngineClient) -> None:
         self.model_id = info.model_id
         self.metrics.model_info.labels(
             info.model_id, info.dtype, info.quantization, info.device

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from seseragi.engine.async_engine import EngineStats
+from seseragi.engine.handle import EngineStats
 
 log = logging.getLogger(__name__)
 

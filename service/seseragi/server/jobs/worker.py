@@ -21,8 +21,8 @@ from google.rpc import code_pb2
 from redis.exceptions import RedisError
 
 from seseragi.config import Settings
-from seseragi.engine.async_engine import RequestHandle
 from seseragi.engine.errors import EngineFull
+from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, Request, TextDelta
 from seseragi.server import messages, relay
 from seseragi.server.errors import InvalidRequest, to_status

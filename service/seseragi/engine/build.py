@@ -1,0 +1,49 @@
+"""Build the engine and its sequences the same way in the server thread and the core process."""
+
+from __future__ import annotations
+
+from seseragi.config import Settings
+from seseragi.engine.builder import build_engine
+from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
+from seseragi.engine.engine import Engine, EngineConfig
+from seseragi.engine.sequence import EventSink, Sequence
+from seseragi.engine.stop_sequences import StopSequenceMatcher
+from seseragi.engine.types import Request
+from seseragi.model.loader import LoadedModel
+
+
+def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
+    info = loaded.info
+    config = EngineConfig(
+        max_running=settings.max_running_requests,
+        max_waiting=settings.max_queued_requests,
+        max_prefill_tokens=settings.max_prefill_tokens,
+        context_length=info.context_length,
+        eos_token_ids=info.eos_token_ids,
+        block_size=settings.kv_block_size,
+        prefix_caching=settings.prefix_caching,
+    )
+    return build_engine(
+        loaded.model,
+        config,
+        runner=settings.engine_runner,
+        kv_cache_bytes=settings.kv_cache_bytes,
+        pad_token_id=info.pad_token_id,
+        max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
+    )
+
+
+def make_sequence(
+    seq_id: int, request: Request, decoder: Decoder, arrival_time: float, sink: EventSink
+) -> Sequence:
+    return Sequence(
+        seq_id=seq_id,
+        request=request,
+        detokenizer=IncrementalDetokenizer(decoder, request.prompt_token_ids),
+        stop_matcher=StopSequenceMatcher(
+            request.stopping.stop_sequences,
+            include_stop_sequence=request.stopping.include_stop_sequence,
+        ),
+        sink=sink,
+        arrival_time=arrival_time,
+    )
