@@ -22,6 +22,17 @@ GB = 1000**3
 RSS_LIMIT_GB = 2.5
 TPS = "tokens_per_second"
 COLUMNS = ("solo", "many", "ttft", "rss")
+PROBE_LABELS = {
+    "itl_p50_before": "running streams' inter-token latency p50 before the burst (ms)",
+    "itl_p95_before": "running streams' inter-token latency p95 before the burst (ms)",
+    "itl_p95_during": "running streams' inter-token latency p95 while the burst is prefilled (ms)",
+    "itl_max_during": "running streams' longest stall while the burst is prefilled (ms)",
+    "window_seconds": "burst to the last newcomer's first token (s)",
+    "newcomer_ttft_p50": "newcomers' TTFT p50 (s)",
+    "ttft_first": "TTFT of the first request (s)",
+    "ttft_rest_first_pass": "TTFT p50, later turns of the first pass (s)",
+    "ttft_second_pass": "TTFT p50, the same turns sent again (s)",
+}
 
 
 @dataclass(slots=True)
@@ -132,11 +143,14 @@ def markdown(summary: dict[str, Any], config: dict[str, Any]) -> str:
               "| --- | ---: | ---: |"]  # fmt: skip
     probes = summary["probes"]
     for metric in _probe_metrics("arrivals"):
-        lines.append(f"| (a) {metric} (ms, s for window/TTFT) | "
-                     f"{_probe(probes['seseragi_arrivals'], metric)} | - |")  # fmt: skip
+        lines.append(
+            f"| (a) {PROBE_LABELS[metric]} | {_probe(probes['seseragi_arrivals'], metric)} | - |"
+        )
     for metric in _probe_metrics("conversation"):
-        lines.append(f"| (b) {metric} (s) | {_probe(probes['seseragi_conversation'], metric)} | "
-                     f"{_probe(probes['vllm_serve_conversation'], metric)} |")  # fmt: skip
+        lines.append(
+            f"| (b) {PROBE_LABELS[metric]} | {_probe(probes['seseragi_conversation'], metric)}"
+            f" | {_probe(probes['vllm_serve_conversation'], metric)} |"
+        )
     lines += ["", "Issue 12 targets (Seseragi, median of per-round ratios):"]
     for name, value, passed in targets(summary):
         verdict = {True: "PASS", False: "FAIL", None: "NOT RUN"}[passed]

@@ -15,6 +15,7 @@ import time
 import traceback
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from bench import report
 from bench.engines import Context, run_engine
@@ -127,21 +128,35 @@ def main(argv: list[str] | None = None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     context = build_context(args, workload, probes)
     config = report.describe(context, engines, rounds)
-    records = []
+    records: list[report.RoundRecord] = []
     try:
         for index in range(rounds):
             records.append(run_round(context, engines, index, rounds))
+            config["rounds"] = len(records)
+            publish(args.out, config, records, workload, final=index + 1 == rounds)
     finally:
         if strays := kill_peer_strays():
             print(f"warning: killed stray peer processes at exit: {strays}", flush=True)
-    summary = report.summarize_rounds(records, workload)
-    print()
-    print(report.markdown(summary, config))
-    report.write_json(args.out / "results.json", config, records, summary)
-    (args.out / "results.md").write_text(report.markdown(summary, config) + "\n")
-    report.write_chart(args.out / "throughput.png", summary)
-    print(f"\nwrote {args.out}/results.json, results.md and throughput.png")
     return 1 if any(record.errors for record in records) else 0
+
+
+def publish(
+    out: Path,
+    config: dict[str, Any],
+    records: list[report.RoundRecord],
+    workload: Workload,
+    final: bool,
+) -> None:
+    """Write the figures so far after every round, so a run cut short still leaves them."""
+    summary = report.summarize_rounds(records, workload)
+    text = report.markdown(summary, config)
+    report.write_json(out / "results.json", config, records, summary)
+    (out / "results.md").write_text(text + "\n")
+    report.write_chart(out / "throughput.png", summary)
+    if final:
+        print(f"\n{text}\n\nwrote {out}/results.json, results.md and throughput.png")
+    else:
+        print(f"  wrote the figures of {len(records)} round(s) to {out}", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ class Workload:
     naive_requests: int
     batch_size: int
     concurrencies: tuple[int, ...]
-    sequential_requests: int = 4  # requests sent one after another at concurrency 1
+    sequential_requests: int = 2  # requests sent one after another at concurrency 1
 
     @classmethod
     def full(cls, naive_requests: int = 4) -> Workload:

@@ -97,7 +97,6 @@ class PeerProcess:
         """SIGTERM to the group, then SIGKILL; any descendant still alive is killed and reported."""
         process, self.process = self.process, None
         if process is not None:
-            self._known.setdefault(process.pid, psutil.Process(process.pid))
             if process.poll() is None:
                 self.remember_children(process.pid)
                 _signal_group(process.pid, signal.SIGTERM)
@@ -125,9 +124,13 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def kill_survivors(processes: Sequence[psutil.Process]) -> list[int]:
-    """Kill every process still alive (same pid and start time) and return their pids."""
-    alive = [p for p in processes if _alive(p)]
+def kill_survivors(processes: Sequence[psutil.Process], grace: float = 5.0) -> list[int]:
+    """Kill every process still alive after `grace` seconds (same pid and start time); their pids.
+
+    The grace lets processes that were just signalled finish dying before they count as orphans.
+    """
+    _, alive = psutil.wait_procs([p for p in processes if _alive(p)], timeout=grace)
+    alive = [p for p in alive if _alive(p)]
     for survivor in alive:
         with contextlib.suppress(psutil.Error):
             survivor.kill()
