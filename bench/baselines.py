@@ -1,7 +1,8 @@
 """The transformers baselines (naive one-at-a-time and one static batch), each in a fresh process.
 
 Each baseline runs in its own spawned child, so its model memory is gone before the next
-scenario and its peak RSS is the child's own high-water mark.
+scenario and its peak RSS is the child's own high-water mark. Both take the bench's rendered
+token ids, the same every engine receives.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from typing import TYPE_CHECKING, Any, cast
 
 from bench.metrics import RequestTiming, ScenarioResult, summarize
-from bench.workload import Workload, chat
+from bench.workload import Workload
 
 if TYPE_CHECKING:
     from transformers.generation.streamers import BaseStreamer
@@ -48,8 +49,14 @@ class ArrivalStreamer:
         """Nothing is buffered."""
 
 
+Prompts = Sequence[Sequence[int]]
+
+
 def in_child(
-    function: Callable[[str, Workload], ScenarioResult], model_dir: str, workload: Workload
+    function: Callable[[str, Workload, Prompts], ScenarioResult],
+    model_dir: str,
+    workload: Workload,
+    prompts: Prompts,
 ) -> ScenarioResult:
     """Run one baseline in a freshly spawned process and return its result.
 
@@ -59,7 +66,9 @@ def in_child(
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_child_main, args=(function, model_dir, workload, sender), name="bench-baseline"
+        target=_child_main,
+        args=(function, model_dir, workload, [list(ids) for ids in prompts], sender),
+        name="bench-baseline",
     )
     child.start()
     sender.close()  # the child holds the only write end, so its death ends recv() with EOFError
@@ -78,13 +87,14 @@ def in_child(
 
 
 def _child_main(
-    function: Callable[[str, Workload], ScenarioResult],
+    function: Callable[[str, Workload, Prompts], ScenarioResult],
     model_dir: str,
     workload: Workload,
+    prompts: Prompts,
     sender: Connection,
 ) -> None:
     try:
-        sender.send(("ok", function(model_dir, workload)))
+        sender.send(("ok", function(model_dir, workload, prompts)))
     except Exception:
         sender.send(("error", traceback.format_exc()))
     finally:
@@ -102,35 +112,35 @@ def _reap(child: BaseProcess, grace_seconds: float) -> None:
         child.join()
 
 
-def run_naive(model_dir: str, workload: Workload) -> ScenarioResult:
-    """Like a naive HTTP handler: tokenize, `generate`, decode, one request after another."""
+def run_naive(model_dir: str, workload: Workload, prompts: Prompts) -> ScenarioResult:
+    """Like a naive HTTP handler: `generate`, decode, one request after another."""
     model, tokenizer = _load(model_dir)
-    _warm_up(model, tokenizer)
+    _warm_up(model, tokenizer, prompts[0])
     timings: list[RequestTiming] = []
     started = time.perf_counter()
     for index in range(workload.naive_requests):
-        timings.append(_one_request(model, tokenizer, index, workload.max_new_tokens))
+        ids = prompts[index % len(prompts)]
+        timings.append(_one_request(model, tokenizer, ids, workload.max_new_tokens))
     wall = time.perf_counter() - started
     return summarize("naive", NAIVE_LABEL, timings, wall, peak_rss_self())
 
 
-def run_static_batch(model_dir: str, workload: Workload) -> ScenarioResult:
-    """All `batch_size` requests left-padded into one `generate` call."""
+def run_static_batch(model_dir: str, workload: Workload, prompts: Prompts) -> ScenarioResult:
+    """All `batch_size` requests in one `generate` call (equal lengths: no padding)."""
     import torch
 
     model, tokenizer = _load(model_dir)
-    tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    _warm_up(model, tokenizer)
+    _warm_up(model, tokenizer, prompts[0])
     count = workload.batch_size
+    chosen = [list(prompts[i % len(prompts)]) for i in range(count)]
+    if len({len(ids) for ids in chosen}) != 1:
+        raise ValueError("a static batch without padding needs prompts of one length")
     started = time.perf_counter()
     timings = [RequestTiming(started) for _ in range(count)]
-    texts = [
-        tokenizer.apply_chat_template(chat(i), add_generation_prompt=True, tokenize=False)
-        for i in range(count)
-    ]
-    encoded = tokenizer(texts, padding=True, add_special_tokens=False, return_tensors="pt")
+    input_ids = torch.tensor(chosen)
+    encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
     with torch.inference_mode():
         output = model.generate(
             **encoded, **_generate_kwargs(tokenizer, workload.max_new_tokens, timings)
@@ -173,13 +183,14 @@ def _generate_kwargs(
     }
 
 
-def _one_request(model: Any, tokenizer: Any, index: int, max_new_tokens: int) -> RequestTiming:
+def _one_request(
+    model: Any, tokenizer: Any, ids: Sequence[int], max_new_tokens: int
+) -> RequestTiming:
     import torch
 
     timing = RequestTiming(time.perf_counter())
-    encoded = tokenizer.apply_chat_template(
-        chat(index), add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    input_ids = torch.tensor([list(ids)])
+    encoded = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
     with torch.inference_mode():
         output = model.generate(**encoded, **_generate_kwargs(tokenizer, max_new_tokens, [timing]))
     width = encoded["input_ids"].shape[1]
@@ -188,9 +199,9 @@ def _one_request(model: Any, tokenizer: Any, index: int, max_new_tokens: int) ->
     return timing
 
 
-def _warm_up(model: Any, tokenizer: Any) -> None:
+def _warm_up(model: Any, tokenizer: Any, ids: Sequence[int]) -> None:
     """One short untimed generation, as the server also does before it reports ready."""
-    _one_request(model, tokenizer, 0, 2)
+    _one_request(model, tokenizer, ids, 2)
 
 
 def _check_lengths(generated: Sequence[int], timings: Sequence[RequestTiming]) -> None:

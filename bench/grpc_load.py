@@ -4,30 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import grpc
 
 from bench.metrics import RequestTiming, ScenarioResult, summarize
-from bench.server_proc import RssSampler
-from bench.workload import Workload, prompt
+from bench.prompts import RenderedPrompt
+from bench.rss import RssSampler
+from bench.workload import Workload
 from seseragi.v1 import generation_pb2 as pb
 from seseragi.v1 import generation_pb2_grpc
 
 CALL_TIMEOUT_SECONDS = 900.0
 
 
-def build_request(index: int, max_new_tokens: int, request_id: str) -> pb.GenerateStreamRequest:
-    """Greedy, exactly `max_new_tokens` tokens: min = max makes the server ignore EOS."""
+def build_request(
+    prompt: RenderedPrompt, max_new_tokens: int, request_id: str
+) -> pb.GenerateStreamRequest:
+    """Greedy, exactly `max_new_tokens` tokens: min = max makes the server ignore EOS.
+
+    The prompt goes as raw text already rendered with the chat template, so the server encodes
+    it to the same ids vLLM receives; the result cache is bypassed so every call runs the model.
+    """
     return pb.GenerateStreamRequest(
-        messages=[pb.ChatMessage(role="user", content=prompt(index))],
+        prompt=prompt.text,
         sampling=pb.SamplingParams(temperature=0),
         stopping=pb.StoppingCriteria(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens),
         request_id=request_id,
+        cache=pb.CACHE_POLICY_BYPASS,
     )
 
 
 async def stream_one(
-    stub: generation_pb2_grpc.GenerationServiceStub, request: pb.GenerateStreamRequest
+    stub: generation_pb2_grpc.GenerationServiceStub,
+    request: pb.GenerateStreamRequest,
+    prompt_tokens: int | None = None,
 ) -> RequestTiming:
     """One GenerateStream call; every delta is timestamped with the tokens it carries."""
     timing = RequestTiming(time.perf_counter())
@@ -49,26 +60,40 @@ async def stream_one(
             f"{request.request_id}: usage says {final.usage.output_tokens} tokens,"
             f" deltas carried {timing.tokens}"
         )
+    if prompt_tokens is not None and final.usage.input_tokens != prompt_tokens:
+        raise RuntimeError(
+            f"{request.request_id}: the server counted {final.usage.input_tokens} prompt tokens,"
+            f" not the {prompt_tokens} sent to every engine"
+        )
     return timing
 
 
 async def run_concurrency(
-    target: str, server_pid: int, workload: Workload, concurrency: int
+    target: str,
+    server_pid: int,
+    workload: Workload,
+    concurrency: int,
+    prompts: Sequence[RenderedPrompt],
 ) -> ScenarioResult:
     """Concurrency 1: requests one after another; N > 1: N requests all at once."""
     count = workload.requests_at(concurrency)
+    chosen = [prompts[i % len(prompts)] for i in range(count)]
     requests = [
-        build_request(i, workload.max_new_tokens, f"bench-c{concurrency}-{i}") for i in range(count)
+        build_request(p, workload.max_new_tokens, f"bench-c{concurrency}-{i}")
+        for i, p in enumerate(chosen)
     ]
     async with grpc.aio.insecure_channel(target) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
-        await stream_one(stub, build_request(0, 2, f"bench-c{concurrency}-warm-up"))
+        await stream_one(stub, build_request(prompts[0], 2, f"bench-c{concurrency}-warm-up"))
         with RssSampler(server_pid) as sampler:
             started = time.perf_counter()
+            calls = [
+                stream_one(stub, r, len(p.token_ids)) for r, p in zip(requests, chosen, strict=True)
+            ]
             if concurrency == 1:
-                timings = [await stream_one(stub, request) for request in requests]
+                timings = [await call for call in calls]
             else:
-                timings = list(await asyncio.gather(*(stream_one(stub, r) for r in requests)))
+                timings = list(await asyncio.gather(*calls))
             wall = time.perf_counter() - started
     label = f"(c) Seseragi gRPC, concurrency {concurrency}"
     if concurrency == 1:
@@ -76,6 +101,12 @@ async def run_concurrency(
     return summarize(f"seseragi_c{concurrency}", label, timings, wall, sampler.peak)
 
 
-def run_one(target: str, server_pid: int, workload: Workload, concurrency: int) -> ScenarioResult:
+def run_one(
+    target: str,
+    server_pid: int,
+    workload: Workload,
+    concurrency: int,
+    prompts: Sequence[RenderedPrompt],
+) -> ScenarioResult:
     """One scenario on its own event loop (and its own channel)."""
-    return asyncio.run(run_concurrency(target, server_pid, workload, concurrency))
+    return asyncio.run(run_concurrency(target, server_pid, workload, concurrency, prompts))

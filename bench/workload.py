@@ -44,13 +44,16 @@ PROMPTS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """How many requests each scenario sends and how long every generation is."""
+    """How many requests each scenario sends and how long every generation is.
+
+    `concurrencies` are (1, many, most): one stream, the main batch, and the memory check.
+    """
 
     max_new_tokens: int
     naive_requests: int
     batch_size: int
     concurrencies: tuple[int, ...]
-    sequential_requests: int = 4  # requests sent one after another at concurrency 1
+    sequential_requests: int = 2  # requests sent one after another at concurrency 1
 
     @classmethod
     def full(cls, naive_requests: int = 4) -> Workload:
@@ -58,16 +61,51 @@ class Workload:
             max_new_tokens=128,
             naive_requests=naive_requests,
             batch_size=16,
-            concurrencies=(1, 4, 16, 32),
+            concurrencies=(1, 16, 32),
         )
 
     @classmethod
     def quick(cls) -> Workload:
-        return cls(max_new_tokens=16, naive_requests=2, batch_size=4, concurrencies=(1, 4))
+        return cls(
+            max_new_tokens=16,
+            naive_requests=2,
+            batch_size=4,
+            concurrencies=(1, 4, 8),
+            sequential_requests=2,
+        )
+
+    @property
+    def many(self) -> int:
+        return self.batch_size
+
+    @property
+    def most(self) -> int:
+        return max(self.concurrencies)
 
     def requests_at(self, concurrency: int) -> int:
         """Concurrency 1 sends `sequential_requests` in turn; N > 1 sends N at once."""
         return self.sequential_requests if concurrency == 1 else concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class Probes:
+    """Sizes of the engine probes of issue 12 (see bench.probes)."""
+
+    running: int  # streams already decoding when the burst arrives
+    running_tokens: int
+    newcomers: int  # long prompts arriving at once
+    newcomer_prompt_tokens: int
+    newcomer_tokens: int
+    system_prompt_tokens: int  # the repeated conversation's system prompt
+    turns: int
+
+    @classmethod
+    def full(cls) -> Probes:
+        return cls(4, 256, 16, 413, 16, 500, 4)
+
+    @classmethod
+    def quick(cls) -> Probes:
+        return cls(2, 48, 4, 413, 4, 500, 2)
 
 
 def prompt(index: int) -> str:
