@@ -66,7 +66,9 @@ async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
     """The engine `settings` ask for: a core process (it loads the model itself), or a thread."""
     if settings.engine_process:
         return await CoreClient.launch(settings, loaded.tokenizer)
-    return build_engine(loaded, settings)
+    # Off the loop: packing the weights and sizing the KV pool take seconds, and health checks
+    # must keep answering meanwhile.
+    return await asyncio.to_thread(build_engine, loaded, settings)
 
 
 async def load_front_end(settings: Settings) -> tuple[LoadedModel, CoreClient]:

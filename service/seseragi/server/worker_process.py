@@ -35,7 +35,7 @@ async def work(settings: Settings) -> None:
         loaded, engine = await load_front_end(settings)
     else:
         loaded = await asyncio.to_thread(load, settings)
-        engine = build_engine(loaded, settings)
+        engine = await asyncio.to_thread(build_engine, loaded, settings)
     engine.start()
     engine.on_failure(stop_requested.set)  # no engine, no work: stop, leaving jobs to reclaim
     await warm_up(engine, loaded)
