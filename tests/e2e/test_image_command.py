@@ -1,9 +1,11 @@
 """Start the service exactly as the CPU image would, and pass the image's own HEALTHCHECK.
 
 The command, the environment and the health check are read from the Dockerfile. The only
-differences are the ones a container makes invisible: the port is a free one on this machine,
+differences are the ones a container makes invisible: the ports are free ones on this machine,
 PATH and VIRTUAL_ENV point at this checkout's virtualenv instead of /opt/venv, and the model
-cache is this machine's (the image bakes the same converted model into its cache).
+cache is this machine's (the image bakes the same converted model into its cache). The edge
+secret comes from the deployment (compose, Kubernetes and the cloud files pass a secret), as the
+image refuses to start without one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def image_environment(target: str) -> dict[str, str]:
     image = dockerfile.env(target)
     image.update(
         SESERAGI_PORT=str(free_port()),
+        SESERAGI_HTTP_PORT=str(free_port()),
+        SESERAGI_EDGE_SECRET="a-deployment-secret",
         SESERAGI_CACHE_DIR=str(Settings().cache_dir),
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         VIRTUAL_ENV=str(VENV_BIN.parent),
@@ -63,3 +67,12 @@ def test_cpu_image_command_becomes_healthy_and_stops_on_its_stop_signal() -> Non
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_cpu_image_refuses_to_start_without_an_edge_secret() -> None:
+    env = image_environment("cpu")
+    del env["SESERAGI_EDGE_SECRET"]
+    command = dockerfile.exec_form("cpu", "ENTRYPOINT") + dockerfile.exec_form("cpu", "CMD")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "SESERAGI_REQUIRE_EDGE_SECRET" in result.stderr
