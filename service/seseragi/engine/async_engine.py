@@ -18,8 +18,8 @@ from collections.abc import Callable
 from seseragi.engine.build import make_sequence
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.engine import Engine
-from seseragi.engine.errors import EngineFull, EngineStopped
-from seseragi.engine.handle import EngineStats, RequestHandle
+from seseragi.engine.errors import EngineStopped
+from seseragi.engine.handle import EngineStats, RequestHandle, queue_position
 from seseragi.engine.observer import EngineObserver
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Event, Failed, Finished, Request
@@ -92,17 +92,13 @@ class AsyncEngine:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
         if not self._accepting:
             raise EngineStopped("the engine is not accepting requests")
-        in_flight = len(self._handles)
-        if in_flight >= self._capacity:
-            config = self._engine.config
-            raise EngineFull(
-                min(in_flight, config.max_running), in_flight - config.max_running, 1.0
-            )
+        position = queue_position(
+            len(self._handles), self._capacity, self._engine.config.max_running
+        )
         seq = make_sequence(
             next(self._ids), request, self._decoder, time.monotonic(), lambda event: None
         )
-        # 0: straight into the batch; otherwise its 1-based place in the waiting queue.
-        handle = RequestHandle(self, seq, max(0, in_flight - self._engine.config.max_running + 1))
+        handle = RequestHandle(self, seq, position)
         seq.sink = lambda event: self._outbox.append((handle, event))
         self._handles[seq.seq_id] = handle
         self._inbox.put(("add", seq))

@@ -21,8 +21,8 @@ from seseragi.engine import ipc
 from seseragi.engine.build import make_sequence
 from seseragi.engine.core_spawn import CoreProcess, CoreStartFailed, describe_exit
 from seseragi.engine.detokenizer import Decoder
-from seseragi.engine.errors import EngineFull, EngineStopped
-from seseragi.engine.handle import EngineStats, RequestHandle
+from seseragi.engine.errors import EngineStopped
+from seseragi.engine.handle import EngineStats, RequestHandle, queue_position
 from seseragi.engine.observer import EngineObserver, NullObserver
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Failed, Finished, Request
@@ -106,13 +106,11 @@ class CoreClient:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
         if not self._accepting:
             raise EngineStopped("the engine is not accepting requests")
-        in_flight = len(self._handles)
-        if in_flight >= self._capacity:
-            raise EngineFull(min(in_flight, self._max_running), in_flight - self._max_running, 1.0)
+        position = queue_position(len(self._handles), self._capacity, self._max_running)
         seq = make_sequence(
             next(self._ids), request, self._decoder, time.monotonic(), lambda event: None
         )
-        handle = RequestHandle(self, seq, max(0, in_flight - self._max_running + 1))
+        handle = RequestHandle(self, seq, position)
         self._handles[seq.seq_id] = handle
         self._seqs[seq.seq_id] = seq
         self._core.send(ipc.add_command(seq.seq_id, seq.arrival_time, request))

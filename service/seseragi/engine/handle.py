@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from seseragi.engine.errors import EngineFull
 from seseragi.engine.observer import EngineObserver
 from seseragi.engine.sequence import Sequence, SequenceStatus
 from seseragi.engine.types import Event, Failed, Finished, Request
@@ -22,6 +23,15 @@ class EngineStats:
     cache_capacity_tokens: int = 0
     prefix_cache_queries: int = 0  # prompt tokens looked up in the prefix cache, ever
     prefix_cache_hits: int = 0  # of those, tokens found cached
+
+
+def queue_position(in_flight: int, capacity: int, max_running: int) -> int:
+    """Admission, the same for every engine front end: raise EngineFull when running and waiting
+    are both full, else the request's place (0: straight into the batch; else 1-based in the
+    waiting queue)."""
+    if in_flight >= capacity:
+        raise EngineFull(min(in_flight, max_running), in_flight - max_running, 1.0)
+    return max(0, in_flight - max_running + 1)
 
 
 class _Aborter(Protocol):
