@@ -116,7 +116,7 @@ def test_gpu_overlay_asks_for_a_gpu_the_cuda_image_and_nf4() -> None:
 def test_scaling_and_disruption_keep_the_service_up(overlay: str) -> None:
     hpa = find(overlay, "HorizontalPodAutoscaler", "seseragi")["spec"]
     assert hpa["scaleTargetRef"]["name"] == "seseragi" and hpa["minReplicas"] >= 2
-    assert hpa["metrics"][0]["pods"]["metric"]["name"].startswith("seseragi_requests_")
+    assert hpa["metrics"][0]["pods"]["metric"]["name"] == "seseragi_num_requests_waiting"
     pdb = find(overlay, "PodDisruptionBudget", "seseragi")["spec"]
     assert pdb["minAvailable"] >= 1
     strategy = find(overlay, "Deployment", "seseragi")["spec"]["strategy"]["rollingUpdate"]
