@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def issue(
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("Seseragi development CA")
+    # A name of its own, so a client that trusts another such CA finds no issuer by that name.
+    ca_name = _name(f"Seseragi development CA {secrets.token_hex(4)}")
     ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
