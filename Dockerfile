@@ -4,7 +4,7 @@
 #   docker build --target cuda -t seseragi:cuda .   (run with --gpus all)
 # The default model is converted at build time into /var/cache/seseragi, owned by the runtime
 # user; mount a volume there (or set SESERAGI_MODEL to a mounted directory) to supply another.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- base: Python, no caches, no bytecode written at run time ---------------------------------
 FROM ${PYTHON_IMAGE} AS base

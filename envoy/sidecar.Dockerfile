@@ -3,7 +3,7 @@
 #   docker build -f envoy/sidecar.Dockerfile -t seseragi-envoy:v1.40 envoy
 # Tokens are verified with the JWKS at /etc/envoy/jwt/jwks.json: mount it there, or pass it in
 # ENVOY_JWKS (ECS hands secrets over as environment variables). SESERAGI_EDGE_SECRET must be set.
-FROM envoyproxy/envoy:v1.40-latest
+FROM envoyproxy/envoy:v1.40.0
 
 COPY rendered/envoy.sidecar.yaml /etc/envoy/envoy.yaml
 COPY rendered/seseragi.binpb /etc/envoy/seseragi.binpb

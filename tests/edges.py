@@ -26,10 +26,20 @@ def free_port() -> int:
 
 
 class EnvoyProcess:
-    """Render the config for `settings`, run Envoy, and wait until a replica is routable."""
+    """Render the config for `settings`, run Envoy, and wait until a replica is routable.
 
-    def __init__(self, settings: Settings, out_dir: Path, ready_timeout_s: float = 60) -> None:
+    With a TLS listener (SESERAGI_EDGE_TLS_*), `ca` is the PEM root the readiness check trusts.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        out_dir: Path,
+        ready_timeout_s: float = 60,
+        ca: bytes | None = None,
+    ) -> None:
         self.settings = settings
+        self.ca = ca
         self._ready_timeout_s = ready_timeout_s
         self._out_dir = out_dir
         self._process: subprocess.Popen[bytes] | None = None
@@ -57,11 +67,17 @@ class EnvoyProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.edge_port}"
+        scheme = "http" if self.ca is None else "https"
+        return f"{scheme}://127.0.0.1:{self.settings.edge_port}"
+
+    def channel(self) -> grpc.Channel:
+        if self.ca is None:
+            return grpc.insecure_channel(self.target)
+        return grpc.secure_channel(self.target, grpc.ssl_channel_credentials(self.ca))
 
     def wait_routable(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(self.target) as channel:
+        with self.channel() as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 assert self._process is not None and self._process.poll() is None, self.log_text()

@@ -132,6 +132,17 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     jwks.add_argument("--out", type=Path, required=True, help="the JWKS file to write")
     jwks.set_defaults(handler=_jwks)
 
+    cert = envoy_commands.add_parser(
+        "cert", help="write a development CA and the TLS certificate and key Envoy presents"
+    )
+    cert.add_argument("--out", type=Path, required=True, help="directory for ca.crt, tls.*")
+    cert.add_argument(
+        "--host",
+        action="append",
+        help="a name or address the certificate is for (repeatable; default localhost, 127.0.0.1)",
+    )
+    cert.set_defaults(handler=_cert)
+
     stack = commands.add_parser(
         "stack", help="run SESERAGI_EDGE_REPLICAS service replicas behind Envoy"
     )
@@ -160,6 +171,16 @@ def _jwks(args: argparse.Namespace) -> int:
     args.out.write_text(keys.es256_jwks(keys.dev_es256_key(Settings().edge_dir)))
     args.out.chmod(0o644)  # public keys only; Envoy's own user reads it in the container
     print(args.out)
+    return 0
+
+
+def _cert(args: argparse.Namespace) -> int:
+    from seseragi.edge import certs
+
+    hosts = tuple(args.host or certs.DEFAULT_HOSTS)
+    # Readable by Envoy's own user in a container (compose mounts the directory); development only.
+    issued = certs.issue(args.out, hosts, key_mode=0o644)
+    print(issued.ca, issued.cert, issued.key, sep="\n")
     return 0
 
 

@@ -161,6 +161,14 @@ class Settings(BaseSettings):
     )
     edge_port: int = Field(8080, ge=0, le=65535, description="Envoy's listener port.")
     edge_admin_port: int = Field(9901, ge=0, le=65535, description="Envoy's admin port (loopback).")
+    edge_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate chain Envoy presents on its listener; with the key set, the"
+        " listener speaks TLS only (ALPN h2, http/1.1). Unset: plaintext (a local run).",
+    )
+    edge_tls_key_file: Path | None = Field(
+        None, description="PEM private key of SESERAGI_EDGE_TLS_CERT_FILE."
+    )
     edge_upstreams: str = Field(
         "127.0.0.1:50051", description="Comma-separated host:port of the service replicas."
     )

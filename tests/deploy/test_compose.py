@@ -24,7 +24,10 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields} | {"SESERAGI_REDIS_URL"}
 Object = dict[str, Any]
 # Mounted files a clone does not hold, with the command (documented in the README) that writes one.
-PRODUCED = {"envoy/keys/jwks.json": ["envoy", "jwks", "--out", "envoy/keys/jwks.json"]}
+PRODUCED = {
+    "envoy/keys/jwks.json": ["envoy", "jwks", "--out", "envoy/keys/jwks.json"],
+    "envoy/tls": ["envoy", "cert", "--out", "envoy/tls"],
+}
 
 
 def check_compose_spec(path: Path) -> subprocess.CompletedProcess[str]:
@@ -158,17 +161,27 @@ def produce(relative: str, out: Path) -> Path:
     return out / relative
 
 
+def check_produced(source: str, path: Path) -> None:
+    """What Envoy reads from a produced mount is there, and its own user in the container can."""
+    if source == "envoy/tls":
+        files = [path / "tls.crt", path / "tls.key"]
+        assert "BEGIN CERTIFICATE" in files[0].read_text()
+        assert "BEGIN PRIVATE KEY" in files[1].read_text()
+    else:
+        (key,) = json.loads(path.read_text())["keys"]
+        assert key["kty"] == "EC" and "d" not in key  # public half only
+        files = [path]
+    assert all(f.stat().st_mode & 0o004 for f in files)
+
+
 def test_every_mounted_file_is_committed_or_produced_by_a_documented_command(
     tmp_path: Path,
 ) -> None:
     sources = {s for name in services() for s in bind_mounts(name).values()}
-    assert "envoy/keys/jwks.json" in sources
+    assert set(PRODUCED) <= sources
     for source in sorted(sources):
         if source in PRODUCED:
-            path = produce(source, tmp_path)
-            (key,) = json.loads(path.read_text())["keys"]
-            assert key["kty"] == "EC" and "d" not in key  # public half only
-            assert path.stat().st_mode & 0o044  # Envoy's own user reads it in the container
+            check_produced(source, produce(source, tmp_path))
             continue
         assert (REPO_ROOT / source).exists(), source
         tracked = subprocess.run(
@@ -187,6 +200,7 @@ def test_envoy_mounts_the_rendered_compose_config_and_the_rate_limit_rules() -> 
         "/etc/envoy/envoy.yaml": str(target.config),
         str(deploy.DESCRIPTOR): str(target.descriptor),
         str(deploy.JWKS): "envoy/keys/jwks.json",
+        str(deploy.TLS_CERT.parent): "envoy/tls",
         "/etc/envoy/bin/graceful-envoy": str(deploy.GRACEFUL_ENVOY),
     }
     # Through the draining wrapper, so stopping the container cuts no stream.

@@ -116,7 +116,7 @@ def test_gpu_overlay_asks_for_a_gpu_the_cuda_image_and_nf4() -> None:
 def test_scaling_and_disruption_keep_the_service_up(overlay: str) -> None:
     hpa = find(overlay, "HorizontalPodAutoscaler", "seseragi")["spec"]
     assert hpa["scaleTargetRef"]["name"] == "seseragi" and hpa["minReplicas"] >= 2
-    assert hpa["metrics"][0]["pods"]["metric"]["name"].startswith("seseragi_requests_")
+    assert hpa["metrics"][0]["pods"]["metric"]["name"] == "seseragi_num_requests_waiting"
     pdb = find(overlay, "PodDisruptionBudget", "seseragi")["spec"]
     assert pdb["minAvailable"] >= 1
     strategy = find(overlay, "Deployment", "seseragi")["spec"]["strategy"]["rollingUpdate"]
@@ -161,7 +161,7 @@ def test_envoy_runs_the_rendered_config_with_its_descriptor_set_and_jwks(overlay
     (mount,) = envoy["containers"][0]["volumeMounts"]
     assert mount["mountPath"] == str(deploy.CONFIG_DIR)
     sources = next(v for v in envoy["volumes"] if v["name"] == mount["name"])["projected"]
-    config_map, secret = (s.get("configMap") or s["secret"] for s in sources["sources"])
+    config_map, secret, tls = (s.get("configMap") or s["secret"] for s in sources["sources"])
     envoy_config = generated(overlay, config_map["name"], "envoy-config")
     assert envoy_config["data"]["envoy.yaml"] == (REPO_ROOT / target.config).read_text()
     wrapper = envoy_config["data"]["graceful-envoy"]
@@ -174,6 +174,11 @@ def test_envoy_runs_the_rendered_config_with_its_descriptor_set_and_jwks(overlay
     assert secret["name"] == "seseragi-jwt-jwks"
     assert secret["items"] == [{"key": "jwks.json", "path": str(jwks)}]
     assert "optional" not in secret  # no JWKS, no Envoy: never one that lets tokens through
+    tls_files = [deploy.TLS_CERT, deploy.TLS_KEY]
+    assert tls["name"] == "seseragi-edge-tls" and "optional" not in tls  # never plaintext
+    assert tls["items"] == [
+        {"key": f.name, "path": str(f.relative_to(deploy.CONFIG_DIR))} for f in tls_files
+    ]
     edge_secret = ("seseragi-edge", "secret")
     assert secret_env(envoy["containers"][0]) == {"SESERAGI_EDGE_SECRET": edge_secret}
     assert secret_env(container(overlay, "seseragi")) == {"SESERAGI_EDGE_SECRET": edge_secret}

@@ -1,5 +1,6 @@
-"""A real `seseragi serve` behind a real Envoy: logs are JSON without prompts, and every
-dashboard panel and alert rule names only metrics that the live /metrics or Envoy exports."""
+"""A real `seseragi serve` behind a real Envoy: logs are JSON without prompts, and every metric
+that a dashboard panel, an alert or recording rule, the autoscaler or the Prometheus Adapter
+names is one the live /metrics or Envoy exports."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from seseragi.v1 import generation_pb2_grpc
+from tests.deploy import test_autoscaling, test_kubernetes
 from tests.e2e.test_lifecycle import free_port
 from tests.helpers import as_stream, chat, read_stream
 from tests.servers import REPO_ROOT
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.e2e
 DEPLOY = REPO_ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "seseragi.json"
+DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 SECRET_PROMPT = "my passphrase is violet-harbor-4417"
 METRIC_NAME = re.compile(r"\b((?:seseragi|grpc_server|envoy)_[a-zA-Z0-9_]+)\b")
 LABEL_PARTS = re.compile(r"\{[^}]*\}|\b(?:by|without)\s*\([^)]*\)")
@@ -140,8 +143,22 @@ def alert_exprs() -> list[str]:
 
 
 def dashboard_exprs() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [target["expr"] for panel in panels for target in panel["targets"]]
+    """Every query of every dashboard, panels inside collapsed rows included."""
+    exprs = []
+    for path in DASHBOARDS:
+        panels = json.loads(path.read_text())["panels"]
+        panels += [inner for panel in panels for inner in panel.get("panels", [])]
+        exprs += [t["expr"] for panel in panels for t in panel.get("targets", []) if "expr" in t]
+    return exprs
+
+
+def deploy_names() -> set[str]:
+    """The metrics the Kubernetes autoscaler scales on and the Prometheus Adapter queries."""
+    names = {n for o in test_kubernetes.OVERLAYS for n in test_autoscaling.hpa_metric_names(o)}
+    for rule in test_autoscaling.adapter_rules():
+        names.add(test_autoscaling.series_name(rule))
+        names |= referenced_names([test_autoscaling.adapter_query_as_rule(rule)])
+    return names
 
 
 def test_every_log_line_is_json_and_prompts_stay_out(stack: Stack) -> None:
@@ -157,11 +174,20 @@ def test_every_log_line_is_json_and_prompts_stay_out(stack: Stack) -> None:
     assert all(c["output_tokens"] > 0 and c["input_tokens"] > 0 for c in finished)
 
 
-def test_dashboard_and_alerts_name_only_exported_metrics(stack: Stack) -> None:
+def test_dashboards_rules_and_autoscaling_name_only_exported_metrics(stack: Stack) -> None:
     exported = sample_names(stack.metrics) | sample_names(stack.envoy_metrics)
     referenced = referenced_names(alert_exprs() + dashboard_exprs())
     assert {n for n in referenced if n.startswith("envoy_")}, "the dashboard shows the edge"
-    assert referenced - exported == set()
+    autoscaling = deploy_names()
+    assert "seseragi_num_requests_waiting" in autoscaling
+    assert (referenced | autoscaling) - exported == set()
+
+
+def test_a_metric_the_service_does_not_export_is_caught(stack: Stack) -> None:
+    """The check above can fail: the name the autoscaler once used is absent from the scrape."""
+    exported = sample_names(stack.metrics) | sample_names(stack.envoy_metrics)
+    assert "seseragi_requests_waiting" not in exported
+    assert referenced_names(["avg(seseragi_requests_waiting)"]) - exported
 
 
 def test_rule_files_pass_promtool_and_alerts_fire_when_they_should() -> None:

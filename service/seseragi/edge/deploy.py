@@ -10,6 +10,7 @@ on the task's loopback, with its own token buckets.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import urllib.parse
@@ -24,6 +25,9 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = Path("/etc/envoy")  # where both targets mount the files below inside the container
 DESCRIPTOR = CONFIG_DIR / "seseragi.binpb"
 JWKS = CONFIG_DIR / "jwt" / "jwks.json"
+# The listener's certificate: a kubernetes.io/tls Secret's keys, mounted (compose: a directory).
+TLS_CERT = CONFIG_DIR / "tls" / "tls.crt"
+TLS_KEY = CONFIG_DIR / "tls" / "tls.key"
 UPSTREAM = "seseragi:50051"  # compose service / headless Kubernetes Service: every replica
 RATE_LIMIT_SERVICE = "ratelimit:8081"
 SIDECAR_UPSTREAM = "127.0.0.1:50051"  # the service in the same task, on its loopback
@@ -43,6 +47,9 @@ class Target:
     wrapper: Path = GRACEFUL_ENVOY  # compose mounts the original; kustomize needs a copy
     upstream: str = UPSTREAM
     http_upstream: str = HTTP_UPSTREAM
+    # Envoy terminates TLS itself; False where the platform's load balancer already does (Cloud
+    # Run, an ALB) and forwards cleartext HTTP/2 to the task.
+    tls: bool = True
 
 
 TARGETS = {
@@ -65,6 +72,7 @@ TARGETS = {
         rules=None,
         upstream=SIDECAR_UPSTREAM,
         http_upstream=SIDECAR_HTTP_UPSTREAM,
+        tls=False,
     ),
 }
 
@@ -73,7 +81,8 @@ def container_settings(settings: Settings, target: Target | None = None) -> Sett
     """The limits, issuer and CORS of `settings`, with a container's addresses and files.
 
     Development tokens are off (their key is on a developer's disk); tokens are checked against
-    the mounted JWKS, or the remote one when SESERAGI_EDGE_JWKS_URI is set. Development origins
+    the mounted JWKS, or the remote one when SESERAGI_EDGE_JWKS_URI is set. The listener speaks
+    TLS with the mounted certificate where the target terminates it. Development origins
     (localhost, loopback) are dropped from CORS: no page on a visitor's own machine may call.
     """
     target = target or TARGETS["compose"]
@@ -86,6 +95,8 @@ def container_settings(settings: Settings, target: Target | None = None) -> Sett
             "edge_rate_limit_service": RATE_LIMIT_SERVICE if target.rules else None,
             "edge_dev_tokens": False,
             "edge_jwks_file": None if settings.edge_jwks_uri else JWKS,
+            "edge_tls_cert_file": TLS_CERT if target.tls else None,
+            "edge_tls_key_file": TLS_KEY if target.tls else None,
         }
     )
 
@@ -120,10 +131,10 @@ def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
     for relative in (*files, target.descriptor):
         os.chmod(root / relative, 0o644)
     os.chmod(wrapper, 0o755)
-    return Target(
-        root / target.config,
-        root / target.descriptor,
-        None if target.rules is None else root / target.rules,
-        wrapper,
-        target.upstream,
+    return dataclasses.replace(
+        target,
+        config=root / target.config,
+        descriptor=root / target.descriptor,
+        rules=None if target.rules is None else root / target.rules,
+        wrapper=wrapper,
     )

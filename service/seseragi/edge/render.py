@@ -103,6 +103,18 @@ def jwks_issuer(settings: Settings) -> dict[str, object] | None:
     }
 
 
+def listener_tls(settings: Settings) -> dict[str, str] | None:
+    """The certificate and key the public listener presents; None: plaintext (a local run)."""
+    cert, key = settings.edge_tls_cert_file, settings.edge_tls_key_file
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError(
+            "TLS needs both SESERAGI_EDGE_TLS_CERT_FILE and SESERAGI_EDGE_TLS_KEY_FILE"
+        )
+    return {"cert": str(cert.resolve()), "key": str(key.resolve())}
+
+
 def rate_limit_service(settings: Settings) -> dict[str, object] | None:
     """The global rate-limit service, when one is set: its address and the descriptor keys."""
     if not settings.edge_rate_limit_service:
@@ -125,6 +137,7 @@ def render_text(
         listen_address=listen_address,
         listen_port=settings.edge_port,
         admin_port=settings.edge_admin_port,
+        tls=listener_tls(settings),
         edge_secret=secret,
         jwks_issuer=jwks_issuer(settings),
         rate_limit_service=rate_limit_service(settings),

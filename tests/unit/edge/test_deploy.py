@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import yaml
 from google.protobuf import descriptor_pb2
 
 from seseragi.config import Settings
-from seseragi.edge import deploy, keys, ratelimit, render
+from seseragi.edge import certs, deploy, keys, ratelimit, render
 from seseragi.edge.stack import envoy_binary
 from tests.servers import REPO_ROOT
 
@@ -60,12 +61,12 @@ RATE_LIMIT_SCHEMA: Object = {
 
 def committed(name: str) -> deploy.Target:
     target = deploy.TARGETS[name]
-    return deploy.Target(
-        REPO_ROOT / target.config,
-        REPO_ROOT / target.descriptor,
-        None if target.rules is None else REPO_ROOT / target.rules,
-        REPO_ROOT / target.wrapper,
-        target.upstream,
+    return dataclasses.replace(
+        target,
+        config=REPO_ROOT / target.config,
+        descriptor=REPO_ROOT / target.descriptor,
+        rules=None if target.rules is None else REPO_ROOT / target.rules,
+        wrapper=REPO_ROOT / target.wrapper,
     )
 
 
@@ -115,8 +116,10 @@ def test_committed_config_passes_envoy_validate(tmp_path: Path, name: str) -> No
     (tmp_path / "jwt").mkdir()
     (tmp_path / "seseragi.binpb").write_bytes(current.descriptor.read_bytes())
     (tmp_path / "jwt" / "jwks.json").write_text(keys.es256_jwks(keys.dev_es256_key(tmp_path)))
+    certs.issue(tmp_path / "tls")
     text = current.config.read_text()
-    assert text.count(f"{deploy.CONFIG_DIR}/") == 2  # the descriptor set and the JWKS
+    # The descriptor set and the JWKS; the certificate and key where Envoy terminates TLS.
+    assert text.count(f"{deploy.CONFIG_DIR}/") == (4 if current.tls else 2)
     config = tmp_path / "envoy.yaml"
     config.write_text(text.replace(f"{deploy.CONFIG_DIR}/", f"{tmp_path}/"))
     result = envoy_validate(config)
@@ -157,6 +160,31 @@ def test_container_config_holds_no_secret_and_keeps_admin_off_the_network(name: 
     (jwt,) = (f for f in http_filters(config) if f["name"].endswith("jwt_authn"))
     (provider,) = jwt["typed_config"]["providers"].values()
     assert provider["local_jwks"] == {"filename": str(deploy.JWKS)}
+
+
+def listener_tls(name: str) -> Object | None:
+    chain = yaml.safe_load(committed(name).config.read_text())["static_resources"]["listeners"][0]
+    socket: Object | None = chain["filter_chains"][0].get("transport_socket")
+    return socket
+
+
+@pytest.mark.parametrize("name", ["compose", "k8s"])
+def test_compose_and_kubernetes_listen_with_tls_for_every_protocol(name: str) -> None:
+    socket = listener_tls(name)
+    assert socket is not None and deploy.TARGETS[name].tls
+    context = socket["typed_config"]["common_tls_context"]
+    assert context["alpn_protocols"] == ["h2", "http/1.1"]  # gRPC; gRPC-Web, REST, OpenAI
+    assert context["tls_certificates"] == [
+        {
+            "certificate_chain": {"filename": str(deploy.TLS_CERT)},
+            "private_key": {"filename": str(deploy.TLS_KEY)},
+        }
+    ]
+
+
+def test_the_sidecar_stays_plaintext_behind_the_platforms_tls() -> None:
+    """Cloud Run and an ALB end TLS themselves and forward cleartext HTTP/2 to the task."""
+    assert listener_tls("sidecar") is None and not deploy.TARGETS["sidecar"].tls
 
 
 def emitted_descriptors(config: Object) -> list[tuple[str, str | None]]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from seseragi.config import Settings
-from seseragi.edge import render
+from seseragi.edge import certs, render
 from seseragi.edge.stack import envoy_binary
 
 pytestmark = pytest.mark.unit
@@ -44,12 +44,16 @@ VARIANTS = {
         "127.0.0.1",
     ),
     "global-rate-limits": ({"edge_rate_limit_service": "ratelimit:8081"}, "0.0.0.0"),
+    "tls": ({}, "0.0.0.0"),  # with a certificate the test issues
 }
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_rendered_config_validates(tmp_path: Path, variant: str) -> None:
     overrides, listen = VARIANTS[variant]
+    if variant == "tls":
+        issued = certs.issue(tmp_path / "tls")
+        overrides = {"edge_tls_cert_file": issued.cert, "edge_tls_key_file": issued.key}
     rendered = render.render(
         settings(tmp_path, edge_jwks_file=jwks_file(tmp_path), **overrides),
         tmp_path / "out",
@@ -128,3 +132,17 @@ def test_remote_jwks_is_fetched_over_tls_and_cached(tmp_path: Path) -> None:
 def test_a_percent_in_the_edge_secret_is_sent_literally(tmp_path: Path) -> None:
     text = render.render_text(settings(tmp_path, edge_secret="a%b"), tmp_path / "d", "127.0.0.1")
     assert '"a%%b"' in text and "ENVIRONMENT" not in text
+
+
+@pytest.mark.parametrize("missing", ["edge_tls_cert_file", "edge_tls_key_file"])
+def test_tls_needs_both_the_certificate_and_the_key(tmp_path: Path, missing: str) -> None:
+    issued = certs.issue(tmp_path / "tls")
+    files = {"edge_tls_cert_file": issued.cert, "edge_tls_key_file": issued.key}
+    del files[missing]
+    with pytest.raises(ValueError, match="SESERAGI_EDGE_TLS_CERT_FILE and"):
+        render.render(settings(tmp_path, **files), tmp_path / "out")
+
+
+def test_no_certificate_keeps_the_local_listener_plaintext(tmp_path: Path) -> None:
+    config = yaml.safe_load(render.render(settings(tmp_path), tmp_path / "out").config.read_text())
+    assert "transport_socket" not in config["static_resources"]["listeners"][0]["filter_chains"][0]
