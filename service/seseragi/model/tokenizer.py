@@ -14,6 +14,11 @@ class TextTokenizer:
         self.has_chat_template = bool(getattr(hf_tokenizer, "chat_template", None))
 
     @property
+    def hf_tokenizer(self) -> Any:
+        """The transformers tokenizer, for libraries that index its vocabulary (grammars)."""
+        return self._tok
+
+    @property
     def vocab_size(self) -> int:
         """Token ids below this are valid (the model's embedding may be larger)."""
         return len(self._tok)

@@ -8,9 +8,11 @@ import time
 from dataclasses import dataclass
 
 from seseragi.config import Settings
+from seseragi.engine.grammar import grammars_for
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
 from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer
 from seseragi.server.errors import FieldViolation, InvalidRequest
+from seseragi.server.structured import compile_violation, structured_spec
 from seseragi.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -97,10 +99,12 @@ def parse_generate(
     time_remaining: float | None,
 ) -> Request:
     """Validate everything, render and tokenize the input, and build the engine request."""
+    structured, structured_violations = structured_spec(message)
     violations = (
         check_input(message, tokenizer)
         + _check_parameters(message, settings)
         + _check_token_ids(message, tokenizer.vocab_size)
+        + structured_violations
     )
     if violations:
         raise InvalidRequest(violations)
@@ -108,6 +112,10 @@ def parse_generate(
     too_long = input_limit_violation(rendered, settings, context_length)
     if too_long is not None:
         raise InvalidRequest([too_long])
+    if structured is not None:
+        bad_grammar = compile_violation(structured, grammars_for(tokenizer))
+        if bad_grammar is not None:
+            raise InvalidRequest([bad_grammar])
     return Request(
         request_id=message.request_id or secrets.token_hex(8),
         prompt_token_ids=tuple(rendered.token_ids),
@@ -116,6 +124,7 @@ def parse_generate(
         logprobs=message.options.logprobs or message.options.top_logprobs > 0,
         top_logprobs=message.options.top_logprobs,
         deadline=None if time_remaining is None else time.monotonic() + time_remaining,
+        structured=structured,
     )
 
 
