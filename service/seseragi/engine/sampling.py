@@ -228,7 +228,9 @@ def _constrain(
             usable[index] = False
             indices.remove(index)
     apply_bitmask(adjusted, bitmask, indices, first.vocab_size)
-    emptied = [i for i in indices if not bool(torch.isfinite(adjusted[i]).any())]
+    # Sanitized logits hold no NaN or +inf, so "no finite value" is "the maximum is -inf".
+    best = adjusted[indices].amax(dim=-1).tolist()
+    emptied = [i for i, top in zip(indices, best, strict=True) if top == float("-inf")]
     if emptied:
         adjusted[emptied] = raw[emptied]
         apply_bitmask(adjusted, bitmask, emptied, first.vocab_size)
