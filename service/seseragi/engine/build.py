@@ -6,6 +6,7 @@ from seseragi.config import Settings
 from seseragi.engine.builder import build_engine
 from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
 from seseragi.engine.engine import Engine, EngineConfig
+from seseragi.engine.grammar import grammars_for
 from seseragi.engine.sequence import EventSink, Sequence
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Request
@@ -30,6 +31,7 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
         kv_cache_bytes=settings.kv_cache_bytes,
         pad_token_id=info.pad_token_id,
         max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
+        grammars=grammars_for(loaded.tokenizer),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from seseragi.engine import llama
 from seseragi.engine.engine import Engine, EngineConfig, new_block_manager
+from seseragi.engine.grammar import Grammars
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.paged_runner import PagedModelRunner
@@ -23,6 +24,7 @@ def build_engine(
     kv_cache_bytes: int,
     pad_token_id: int,
     max_sequence_tokens: int | None = None,
+    grammars: Grammars | None = None,
 ) -> Engine:
     """An engine over `model`: the paged runner when asked or supported ("auto"), else padded.
 
@@ -32,7 +34,7 @@ def build_engine(
     if runner == "padded" or (runner == "auto" and not llama.supports(model)):
         padded = replace(config, kv_cache_blocks=0, prefix_caching=False, mixed_batches=False)
         log.info("engine runner", extra={"runner": "padded"})
-        return Engine(ModelRunner(model, config.eos_token_ids, pad_token_id), padded)
+        return Engine(ModelRunner(model, config.eos_token_ids, pad_token_id, grammars), padded)
     if not llama.supports(model):
         raise ValueError(
             f"the paged runner supports {sorted(llama.SUPPORTED_ARCHITECTURES)} models without"
@@ -64,6 +66,5 @@ def build_engine(
         "engine runner",
         extra={"runner": "paged", "kv_blocks": num_blocks, "block_size": config.block_size},
     )
-    return Engine(
-        PagedModelRunner(forward, pool, blocks, config.eos_token_ids), paged, blocks=blocks
-    )
+    paged_runner = PagedModelRunner(forward, pool, blocks, config.eos_token_ids, grammars)
+    return Engine(paged_runner, paged, blocks=blocks)

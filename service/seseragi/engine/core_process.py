@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import Future
 from typing import Any
 
 import zmq
@@ -23,12 +24,14 @@ from seseragi.engine import ipc
 from seseragi.engine.build import make_engine, make_sequence
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.engine import Engine
-from seseragi.engine.errors import EngineStopped
+from seseragi.engine.errors import EngineStopped, ModelFailure
+from seseragi.engine.grammar import Grammars, grammars_for
 from seseragi.engine.sequence import EventSink, Sequence
-from seseragi.engine.types import Finished
+from seseragi.engine.types import Failed, Finished
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 500  # how often an idle core checks that its parent still lives
+COMPILE_POLL_MS = 2  # how often a core with nothing else to do checks its grammar compiles
 _PR_SET_PDEATHSIG = 1
 
 
@@ -58,9 +61,16 @@ class Core:
     """The step loop: apply commands, step, send that turn's events and observations as one."""
 
     def __init__(
-        self, engine: Engine, decoder: Decoder, commands: zmq.Socket[Any], events: zmq.Socket[Any]
+        self,
+        engine: Engine,
+        decoder: Decoder,
+        commands: zmq.Socket[Any],
+        events: zmq.Socket[Any],
+        grammars: Grammars | None = None,
     ) -> None:
         self._engine = engine
+        self._grammars = grammars
+        self._compiling: list[tuple[Sequence, Future[Any]]] = []  # added once compiled
         self._decoder = decoder
         self._commands = commands
         self._events = events
@@ -76,17 +86,20 @@ class Core:
                 log.error("the front end is gone; the engine core exits")
                 return
             if not self._apply_commands(block=not engine.has_work):
+                self._compiling.clear()
                 engine.fail_all(EngineStopped("the server is shutting down"))
                 self._flush()
                 self._events.send(ipc.encode([ipc.BYE]))
                 return
+            self._admit_compiled()
             if engine.has_work:
                 engine.step()
             self._flush()
 
     def _apply_commands(self, *, block: bool) -> bool:
         """Apply every pending command; returns False once asked to stop."""
-        if block and not self._commands.poll(IDLE_POLL_MS):
+        wait_ms = COMPILE_POLL_MS if self._compiling else IDLE_POLL_MS
+        if block and not self._commands.poll(wait_ms):
             return True
         while True:
             try:
@@ -99,9 +112,30 @@ class Core:
                 seq_id, arrival, request = ipc.request_from_wire(command)
                 seq = make_sequence(seq_id, request, self._decoder, arrival, lambda event: None)
                 seq.sink = self._sink_of(seq)
-                self._engine.add(seq)
+                self._add(seq)
             elif command[0] == ipc.ABORT:
+                self._compiling = [(s, f) for s, f in self._compiling if s.seq_id != command[1]]
                 self._engine.abort(command[1])
+
+    def _add(self, seq: Sequence) -> None:
+        """Into the engine now, or once its grammar is compiled (never on this thread)."""
+        spec = seq.request.structured
+        if spec is None or self._grammars is None or self._grammars.cached(spec) is not None:
+            self._engine.add(seq)
+        else:
+            self._compiling.append((seq, self._grammars.compile_later(spec)))
+
+    def _admit_compiled(self) -> None:
+        waiting = []
+        for seq, compiling in self._compiling:
+            if not compiling.done():
+                waiting.append((seq, compiling))
+            elif compiling.exception() is not None:
+                failure = ModelFailure(f"its grammar did not compile: {compiling.exception()}")
+                seq.sink(Failed(failure))
+            else:
+                self._engine.add(seq)
+        self._compiling = waiting
 
     def _sink_of(self, seq: Sequence) -> EventSink:
         return lambda event: self._outbox.append(ipc.event_to_wire(seq, event))
@@ -157,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         events.close(linger=5000)
         return 1
     events.send(ipc.encode([ipc.READY, ipc.info_to_wire(loaded.info)]))
-    Core(engine, loaded.tokenizer, commands, events).run(args.parent)
+    grammars = grammars_for(loaded.tokenizer)
+    Core(engine, loaded.tokenizer, commands, events, grammars).run(args.parent)
     events.close(linger=5000)
     commands.close(linger=0)
     context.term()

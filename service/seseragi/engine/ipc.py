@@ -20,8 +20,6 @@ from seseragi.engine.types import (
     Failed,
     Finished,
     Request,
-    SamplingParams,
-    StoppingParams,
     StopReason,
     TextDelta,
     Timings,
@@ -59,38 +57,14 @@ def decode(data: bytes) -> Wire:
 
 
 def add_command(seq_id: int, arrival_time: float, request: Request) -> bytes:
-    s, t = request.sampling, request.stopping
-    return encode(
-        [
-            ADD,
-            seq_id,
-            arrival_time,
-            request.request_id,
-            request.prompt_token_ids,
-            [s.temperature, s.top_p, s.top_k, s.repetition_penalty, s.seed],
-            [t.max_new_tokens, t.min_new_tokens, t.stop_sequences]
-            + [t.include_stop_sequence, t.time_limit_s],
-            request.logprobs,
-            request.top_logprobs,
-            request.deadline,
-        ]
-    )
+    """The whole request, every field as msgspec encodes a dataclass (so a new field travels)."""
+    return encode([ADD, seq_id, arrival_time, msgspec.to_builtins(request)])
 
 
 def request_from_wire(command: Wire) -> tuple[int, float, Request]:
     """(seq_id, arrival_time, request) of an add command."""
-    _, seq_id, arrival, request_id, prompt, sampling, stopping, logprobs, top, deadline = command
-    max_new, min_new, stops, include, time_limit = stopping
-    request = Request(
-        request_id=request_id,
-        prompt_token_ids=tuple(prompt),
-        sampling=SamplingParams(*sampling),
-        stopping=StoppingParams(max_new, min_new, tuple(stops), include, time_limit),
-        logprobs=logprobs,
-        top_logprobs=top,
-        deadline=deadline,
-    )
-    return seq_id, arrival, request
+    _, seq_id, arrival, fields = command
+    return seq_id, arrival, msgspec.convert(fields, Request)
 
 
 def error_to_wire(error: Exception) -> Wire:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from transformers import DynamicCache, PreTrainedModel
 
+from seseragi.engine.grammar import Grammars
 from seseragi.engine.kv_cache import new_cache
 from seseragi.engine.sampling import RowSampler, sample_rows
 from seseragi.engine.types import Request, TokenLogprob
@@ -47,9 +48,14 @@ class _Batch:
 
 class ModelRunner:
     def __init__(
-        self, model: PreTrainedModel, eos_token_ids: tuple[int, ...], pad_token_id: int
+        self,
+        model: PreTrainedModel,
+        eos_token_ids: tuple[int, ...],
+        pad_token_id: int,
+        grammars: Grammars | None = None,
     ) -> None:
         self._model = model
+        self._grammars = grammars
         self._device = model.device
         self._eos_token_ids = eos_token_ids
         self._pad_token_id = pad_token_id
@@ -69,7 +75,7 @@ class ModelRunner:
 
     def replay(self, seq: Sequence, part: SchedulerPlan) -> list[TokenOutput]:
         """Prefill `seq` alone from its prompt and output so far (after `reset`)."""
-        return self.prefill([seq.seq_id], [_replay_request(seq)])
+        return self.prefill([seq.seq_id], [_replay_request(seq)], [tuple(seq.output_token_ids)])
 
     def run(self, plan: SchedulerPlan) -> list[TokenOutput]:
         """A step of whole prompts, or of one decode for every row (never both: no chunks)."""
@@ -79,8 +85,14 @@ class ModelRunner:
         return self.decode()
 
     @torch.inference_mode()
-    def prefill(self, seq_ids: list[int], requests: list[Request]) -> list[TokenOutput]:
-        """Run new prompts in one padded forward pass and join them to the batch."""
+    def prefill(
+        self,
+        seq_ids: list[int],
+        requests: list[Request],
+        generated: list[tuple[int, ...]] | None = None,
+    ) -> list[TokenOutput]:
+        """Run new prompts in one padded forward pass and join them to the batch; `generated`:
+        each replayed row's output so far, which its grammar has already matched."""
         prompts = [r.prompt_token_ids for r in requests]
         width = max(len(p) for p in prompts)
         input_ids = torch.full((len(prompts), width), self._pad_token_id, dtype=torch.long)
@@ -92,7 +104,8 @@ class ModelRunner:
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         cache = new_cache(self._model.config)
         logits = self._forward(input_ids, attention_mask, position_ids, cache)
-        samplers = [self._sampler_for(r) for r in requests]
+        done = generated or [()] * len(requests)
+        samplers = [self._sampler_for(r, g) for r, g in zip(requests, done, strict=True)]
         picks = sample_rows(logits, samplers, self._eos_token_ids)
         tokens = torch.tensor([token for token, _ in picks], dtype=torch.long, device=self._device)
         lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long, device=self._device)
@@ -139,8 +152,8 @@ class ModelRunner:
         """Forget the whole batch (after a failed forward pass)."""
         self._batch = None
 
-    def _sampler_for(self, request: Request) -> RowSampler:
-        return RowSampler.for_request(request, self._device)
+    def _sampler_for(self, request: Request, generated: tuple[int, ...] = ()) -> RowSampler:
+        return RowSampler.for_request(request, self._device, self._grammars, generated)
 
     def _forward(
         self,

@@ -11,6 +11,7 @@ import torch
 
 from seseragi.engine.attention import AttentionBatch, PrefillSpan
 from seseragi.engine.block_manager import BlockManager
+from seseragi.engine.grammar import Grammars
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.llama import LlamaForward
 from seseragi.engine.model_runner import TokenOutput
@@ -26,8 +27,10 @@ class PagedModelRunner:
         pool: KVPool,
         blocks: BlockManager,
         eos_token_ids: tuple[int, ...],
+        grammars: Grammars | None = None,
     ) -> None:
         self._forward = forward
+        self._grammars = grammars
         self._pool = pool
         self._blocks = blocks
         self._eos_token_ids = eos_token_ids
@@ -72,7 +75,7 @@ class PagedModelRunner:
         sampler = self._samplers.get(seq.seq_id)
         if sampler is None:
             request = seq.request
-            sampler = RowSampler.for_request(request, self._device)
+            sampler = RowSampler.for_request(request, self._device, self._grammars)
             self._samplers[seq.seq_id] = sampler
         return sampler
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from seseragi.engine.grammar import GrammarError, Grammars, RowGrammar, apply_bitmask, new_bitmask
 from seseragi.engine.types import Request, SamplingParams, TokenLogprob
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RowSampler:
     top_logprobs: int = 0
     stop_token_ids: tuple[int, ...] = ()  # banned, like end-of-sequence, until min_new_tokens
     output_counts: Counter[int] = field(default_factory=Counter)  # for presence/frequency
+    grammar: RowGrammar | None = None  # structured output: only tokens it allows are picked
 
     @classmethod
     def create(
@@ -62,9 +64,16 @@ class RowSampler:
         )
 
     @classmethod
-    def for_request(cls, request: Request, device: torch.device) -> RowSampler:
-        """The sampler of one request, as every model runner creates it."""
-        return cls.create(
+    def for_request(
+        cls,
+        request: Request,
+        device: torch.device,
+        grammars: Grammars | None = None,
+        generated: tuple[int, ...] = (),
+    ) -> RowSampler:
+        """The sampler of one request, as every model runner creates it; a structured request's
+        grammar is advanced past `generated` (the output so far, when a sequence is replayed)."""
+        sampler = cls.create(
             request.sampling,
             request.prompt_token_ids,
             min_new_tokens=request.stopping.min_new_tokens,
@@ -73,8 +82,17 @@ class RowSampler:
             device=device,
             stop_token_ids=request.stopping.stop_token_ids,
         )
+        if request.structured is not None:
+            if grammars is None:
+                raise GrammarError("this engine was built without grammars")
+            sampler.grammar = grammars.matcher(request.structured)
+            for token_id in generated:
+                sampler.grammar.accept(token_id)
+        return sampler
 
     def record(self, token_id: int) -> None:
+        if self.grammar is not None:
+            self.grammar.accept(token_id)
         self.generated += 1
         if self.params.penalizes_output:
             self.output_counts[token_id] += 1
@@ -168,6 +186,7 @@ def sample_rows(
         except Exception:  # noqa: BLE001 - one bad row must not fail its neighbours
             log.exception("adjusting logits failed for one row; failing that row only")
             usable[index] = False
+    _constrain(raw, adjusted, rows, usable)
     # A row the adjustments left with nothing (only end-of-sequence was finite, and it is not yet
     # allowed) takes the model's own choice rather than an arbitrary -inf token.
     has_choice = torch.isfinite(adjusted).any(dim=-1)
@@ -183,6 +202,38 @@ def sample_rows(
             log.exception("sampling failed for one row; failing that row only")
             results.append((ROW_FAILED, None))
     return results
+
+
+def _constrain(
+    raw: torch.Tensor, adjusted: torch.Tensor, rows: list[RowSampler], usable: list[bool]
+) -> None:
+    """Mask the rows that follow a grammar (in place on adjusted [B, V]); free rows cost nothing.
+
+    A grammar row the other adjustments left with no token (min_tokens banning the end its
+    grammar requires, a logit bias) starts again from the model's logits: the grammar wins.
+    """
+    indices = [i for i, row in enumerate(rows) if row.grammar is not None and usable[i]]
+    if not indices:
+        return
+    first = rows[indices[0]].grammar
+    assert first is not None
+    bitmask = new_bitmask(len(rows), first.vocab_size)
+    for index in list(indices):
+        try:
+            grammar = rows[index].grammar
+            assert grammar is not None
+            grammar.fill(bitmask, index)
+        except Exception:  # noqa: BLE001 - one bad row must not fail its neighbours
+            log.exception("filling a grammar mask failed for one row; failing that row only")
+            usable[index] = False
+            indices.remove(index)
+    apply_bitmask(adjusted, bitmask, indices, first.vocab_size)
+    # Sanitized logits hold no NaN or +inf, so "no finite value" is "the maximum is -inf".
+    best = adjusted[indices].amax(dim=-1).tolist()
+    emptied = [i for i, top in zip(indices, best, strict=True) if top == float("-inf")]
+    if emptied:
+        adjusted[emptied] = raw[emptied]
+        apply_bitmask(adjusted, bitmask, emptied, first.vocab_size)
 
 
 def _adjust(logits: torch.Tensor, row: RowSampler, eos_token_ids: tuple[int, ...]) -> None:

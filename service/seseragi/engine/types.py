@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 
 # Temperatures below this are greedy: dividing logits by a denormal would make them infinite.
@@ -45,6 +46,23 @@ class StoppingParams:
     ignore_eos: bool = False  # end-of-sequence does not end the generation
 
 
+STRUCTURED_KINDS = ("json_schema", "regex", "grammar", "choice")
+
+
+@dataclass(frozen=True, slots=True)
+class StructuredOutput:
+    """A grammar the output must follow. `spec` is the schema, regex or EBNF text as given, or
+    for `choice` a JSON array of the allowed strings: plain text, so it crosses processes."""
+
+    kind: str  # one of STRUCTURED_KINDS
+    spec: str
+
+    @property
+    def key(self) -> str:
+        """The digest a compiled grammar is cached under."""
+        return hashlib.sha256(f"{self.kind}\0{self.spec}".encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """One generation request, already tokenized and validated."""
@@ -56,6 +74,7 @@ class Request:
     logprobs: bool = False
     top_logprobs: int = 0
     deadline: float | None = None  # time.monotonic() value; None means no deadline
+    structured: StructuredOutput | None = None  # compiled before admission (engine/grammar.py)
 
 
 class StopReason(enum.Enum):

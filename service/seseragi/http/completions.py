@@ -11,10 +11,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from seseragi.http import convert, formatting, schemas
+from seseragi.engine.types import Request
+from seseragi.http import convert, formatting, schemas, structured
 from seseragi.server import choices
-from seseragi.server.generations import CacheLookup, Generations, expand
+from seseragi.server.errors import FieldViolation, InvalidRequest
+from seseragi.server.generations import Backend, CacheLookup, Generations, expand
 from seseragi.v1 import generation_pb2 as pb
 
 Body = schemas.ChatCompletionRequest | schemas.CompletionRequest
@@ -54,9 +57,14 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
         raise ModelNotFound(body.model)
     request_id = request_id or secrets.token_hex(12)
     wanted = _messages(body, request_id)
+    chat = isinstance(body, schemas.ChatCompletionRequest)
+    tools = structured.shown_tools(body) if isinstance(body, schemas.ChatCompletionRequest) else []
+    tool_call = isinstance(body, schemas.ChatCompletionRequest) and bool(
+        structured.forced_tools(body)
+    )
     release = generations.hold_slot(who)
     try:
-        parsed = [await generations.parse(backend, message, None) for message in wanted]
+        parsed = [await _parse(generations, backend, m, tools, tool_call) for m in wanted]
         requests = [choice for p in parsed for choice in expand(p, body.n)]
         cache = CacheLookup(None, "bypass")
         if len(requests) == 1:
@@ -67,7 +75,6 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
     except BaseException:
         release()
         raise
-    chat = isinstance(body, schemas.ChatCompletionRequest)
     env = formatting.Envelope(
         id=("chatcmpl-" if chat else "cmpl-") + request_id,
         created=int(time.time()),
@@ -75,8 +82,32 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
         fingerprint="fp_" + backend.info.revision.removeprefix("sha256:")[:12],
         chat=chat,
         logprobs=wanted[0].options.logprobs,
+        tool_call=tool_call,
     )
     return Call(run, env, sum(len(p.prompt_token_ids) for p in parsed), release)
+
+
+async def _parse(
+    generations: Generations,
+    backend: Backend,
+    message: pb.GenerateRequest,
+    tools: list[dict[str, Any]],
+    tool_call: bool,
+) -> Request:
+    """The shared parser; a forced call's bad grammar is named as the `tools` it came from."""
+    try:
+        return await generations.parse(backend, message, None, tools)
+    except InvalidRequest as exc:
+        if not tool_call:
+            raise
+        raise InvalidRequest(
+            [
+                FieldViolation("tools", v.description, v.reason)
+                if v.field.startswith("structured_output")
+                else v
+                for v in exc.violations
+            ]
+        ) from None
 
 
 def _messages(body: Body, request_id: str) -> list[pb.GenerateRequest]:
@@ -116,8 +147,11 @@ async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterato
         index = message.choice_index
         held = pending.pop(index, None)
         if isinstance(message, pb.Delta):
-            if held is not None and not message.text:
-                held.logprobs.extend(message.logprobs)  # e.g. the end-of-sequence token
+            # A token without text (end-of-sequence) joins the held delta; so does all of a
+            # forced call's text, which goes out whole as the call.
+            if held is not None and (not message.text or env.tool_call):
+                held.text += message.text
+                held.logprobs.extend(message.logprobs)
                 pending[index] = held
                 continue
             if held is not None:
@@ -127,10 +161,22 @@ async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterato
             continue
         completion_tokens += message.usage.output_tokens
         finish = formatting.finish_reason(message)
-        yield _sse(formatting.chunk(env, index, held, finish, offset=offsets[index]))
+        yield _sse(_last_chunk(env, index, held, finish, offsets[index]))
     if include_usage:
         yield _sse(formatting.usage_chunk(env, call.prompt_tokens, completion_tokens))
     yield "data: [DONE]\n\n"
+
+
+def _last_chunk(
+    env: formatting.Envelope, index: int, held: pb.Delta | None, finish: str, offset: int
+) -> schemas.ChatCompletionChunk | schemas.Completion:
+    """A choice's last chunk, with its finish reason; a forced call's is the whole call (or, cut
+    short, its text as content)."""
+    if env.tool_call:
+        _, calls, finish = formatting.as_tool_call(held.text if held else "", finish)
+        if calls is not None:
+            return formatting.tool_call_chunk(env, index, calls)
+    return formatting.chunk(env, index, held, finish, offset=offset)
 
 
 def _sse(obj: schemas.ChatCompletionChunk | schemas.Completion) -> str:

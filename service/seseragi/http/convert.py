@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from seseragi.engine.types import StopReason
+from seseragi.http import structured
 from seseragi.http.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest
 from seseragi.server.errors import FieldViolation, InvalidRequest
 from seseragi.v1 import generation_pb2 as pb
@@ -27,6 +28,7 @@ PARAMS = {
     "stopping.stop_sequences": "stop",
     "stopping.stop_token_ids": "stop_token_ids",
     "options.top_logprobs": "top_logprobs",
+    "structured_output.json_schema": "response_format",
 }
 
 FINISH_REASONS = {
@@ -49,8 +51,15 @@ def param_name(field: str) -> str:
 
 
 def chat_request(body: ChatCompletionRequest, request_id: str) -> pb.GenerateRequest:
-    _refuse_unsupported(body)
+    """The chat body as a GenerateRequest; a forced tool call becomes its grammar."""
     message = _common(body, request_id)
+    forced = structured.forced_tools(body)
+    if forced and body.response_format and body.response_format.get("type") != "text":
+        raise _invalid("response_format", "cannot be combined with a forced tool call", "CONFLICT")
+    if forced:
+        message.structured_output.json_schema = structured.call_grammar(forced)
+    else:
+        structured.apply_response_format(body, message)
     message.messages.extend(_chat_message(m, i) for i, m in enumerate(body.messages))
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else None
     if max_tokens is None:
@@ -139,13 +148,6 @@ def _max_tokens(message: pb.GenerateRequest, value: int | None, name: str) -> No
         message.stopping.max_new_tokens = _non_negative(value, name)
         if value == 0:
             raise _invalid(name, "must be at least 1", "OUT_OF_RANGE")
-
-
-def _refuse_unsupported(body: ChatCompletionRequest) -> None:
-    if body.response_format is not None and body.response_format.get("type") != "text":
-        raise _invalid("response_format", "structured output is not supported yet", "UNSUPPORTED")
-    if body.tools:
-        raise _invalid("tools", "tool calls are not supported yet", "UNSUPPORTED")
 
 
 def _non_negative(value: int, name: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seseragi.http import schemas
+from seseragi.http import schemas, structured
 from seseragi.http.convert import FINISH_REASONS
 from seseragi.server.messages import STOP_REASONS
 from seseragi.v1 import generation_pb2 as pb
@@ -26,6 +26,16 @@ class Envelope:
     fingerprint: str
     chat: bool
     logprobs: bool
+    tool_call: bool = False  # a forced call: the text is the call's JSON
+
+
+def as_tool_call(text: str, finish: str) -> tuple[str | None, list[schemas.ToolCall] | None, str]:
+    """(content, tool_calls, finish_reason) of a forced call's choice: the call when it ended by
+    itself, else its text as content (cut by max_tokens: `length`, as OpenAI says)."""
+    calls = structured.tool_calls(text) if finish == "stop" else None
+    if calls is None:
+        return text, None, finish
+    return None, calls, "tool_calls"
 
 
 def finish_reason(last: pb.Final) -> str:
@@ -102,15 +112,7 @@ def whole(
             model=env.model,
             system_fingerprint=env.fingerprint,
             usage=counted,
-            choices=[
-                schemas.ChatChoice(
-                    index=i,
-                    message=schemas.AssistantMessage(content="".join(c.text)),
-                    logprobs=chat_logprobs(c.logprobs) if env.logprobs else None,
-                    finish_reason=finish_reason(c.last) if c.last is not None else "stop",
-                )
-                for i, c in enumerate(choices)
-            ],
+            choices=[_chat_choice(env, i, c) for i, c in enumerate(choices)],
         )
     return schemas.Completion(
         id=env.id,
@@ -126,6 +128,42 @@ def whole(
                 finish_reason=finish_reason(c.last) if c.last is not None else "stop",
             )
             for i, c in enumerate(choices)
+        ],
+    )
+
+
+def _chat_choice(env: Envelope, index: int, choice: Choice) -> schemas.ChatChoice:
+    text = "".join(choice.text)
+    finish = finish_reason(choice.last) if choice.last is not None else "stop"
+    content: str | None = text
+    calls = None
+    if env.tool_call:
+        content, calls, finish = as_tool_call(text, finish)
+    return schemas.ChatChoice(
+        index=index,
+        message=schemas.AssistantMessage(content=content, tool_calls=calls),
+        logprobs=chat_logprobs(choice.logprobs) if env.logprobs else None,
+        finish_reason=finish,
+    )
+
+
+def tool_call_chunk(
+    env: Envelope, index: int, calls: list[schemas.ToolCall]
+) -> schemas.ChatCompletionChunk:
+    """A forced call, whole in one chunk (OpenAI streams its arguments in pieces; clients join
+    them, so one piece is the same call)."""
+    streamed = [schemas.ChunkToolCall(index=i, **c.model_dump()) for i, c in enumerate(calls)]
+    return schemas.ChatCompletionChunk(
+        id=env.id,
+        created=env.created,
+        model=env.model,
+        system_fingerprint=env.fingerprint,
+        choices=[
+            schemas.ChatChunkChoice(
+                index=index,
+                delta=schemas.ChunkDelta(tool_calls=streamed),
+                finish_reason="tool_calls",
+            )
         ],
     )
 

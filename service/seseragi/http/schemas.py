@@ -91,9 +91,25 @@ class ChoiceLogprobs(_Body):
     content: list[TokenLogprob]
 
 
+class FunctionCall(_Body):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(_Body):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChunkToolCall(ToolCall):
+    index: int = 0
+
+
 class AssistantMessage(_Body):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class ChatChoice(_Body):
@@ -116,6 +132,7 @@ class ChatCompletion(_Body):
 class ChunkDelta(_Body):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
 
 
 class ChatChunkChoice(_Body):

@@ -18,7 +18,7 @@ from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient, RequestHandle
 from seseragi.engine.types import Finished, Request
 from seseragi.model.loader import ModelInfo
-from seseragi.model.tokenizer import TextTokenizer
+from seseragi.model.tokenizer import TextTokenizer, Tools
 from seseragi.server import messages
 from seseragi.server.caller_limits import CallerSlots
 from seseragi.server.errors import NotReady
@@ -38,9 +38,14 @@ class Backend:
     info: ModelInfo
 
     async def parse(
-        self, request: GenerateMessage, settings: Settings, time_remaining: float | None
+        self,
+        request: GenerateMessage,
+        settings: Settings,
+        time_remaining: float | None,
+        tools: Tools = (),
     ) -> Request:
-        """Validate, render and tokenize off the event loop (tokenizing long inputs blocks)."""
+        """Validate, render, tokenize and compile any grammar off the event loop (tokenizing
+        long inputs and compiling schemas block)."""
         return await asyncio.to_thread(
             parse_generate,
             request,
@@ -48,6 +53,7 @@ class Backend:
             settings,
             self.info.context_length,
             time_remaining,
+            tools,
         )
 
 
@@ -117,9 +123,13 @@ class Generations:
         return lambda: self._caller_slots.release(who)
 
     async def parse(
-        self, backend: Backend, request: GenerateMessage, time_remaining: float | None
+        self,
+        backend: Backend,
+        request: GenerateMessage,
+        time_remaining: float | None,
+        tools: Tools = (),
     ) -> Request:
-        return await backend.parse(request, self.settings, time_remaining)
+        return await backend.parse(request, self.settings, time_remaining, tools)
 
     def admit(self, backend: Backend, parsed: Request) -> RequestHandle:
         """Admit at once or raise EngineFull / EngineStopped."""

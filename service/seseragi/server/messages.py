@@ -127,7 +127,11 @@ def model_info(info: ModelInfo, settings: Settings, *, chat: bool) -> pb.GetMode
             heartbeat_interval_seconds=settings.heartbeat_interval_seconds,
         ),
         capabilities=pb.Capabilities(
-            chat=chat, logprobs=True, seeded_sampling=True, stop_sequences=True
+            chat=chat,
+            logprobs=True,
+            seeded_sampling=True,
+            stop_sequences=True,
+            structured_output=True,
         ),
         identity_enforced=identity.enforced(settings.edge_secret),
     )

@@ -8,9 +8,11 @@ import time
 from dataclasses import dataclass
 
 from seseragi.config import Settings
+from seseragi.engine.grammar import grammars_for
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
-from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer
+from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer, Tools
 from seseragi.server.errors import FieldViolation, InvalidRequest
+from seseragi.server.structured import compile_violation, structured_spec
 from seseragi.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -68,10 +70,12 @@ def check_input(message: InputMessage, tokenizer: TextTokenizer) -> list[FieldVi
     ]
 
 
-def render_input(message: InputMessage, tokenizer: TextTokenizer) -> RenderedInput:
+def render_input(
+    message: InputMessage, tokenizer: TextTokenizer, tools: Tools = ()
+) -> RenderedInput:
     if message.HasField("prompt"):
         return RenderedInput(message.prompt, tokenizer.encode(message.prompt), "prompt")
-    text, ids = tokenizer.encode_chat([(m.role, m.content) for m in message.messages])
+    text, ids = tokenizer.encode_chat([(m.role, m.content) for m in message.messages], tools)
     return RenderedInput(text, ids, "messages")
 
 
@@ -95,19 +99,27 @@ def parse_generate(
     settings: Settings,
     context_length: int,
     time_remaining: float | None,
+    tools: Tools = (),
 ) -> Request:
-    """Validate everything, render and tokenize the input, and build the engine request."""
+    """Validate everything, render and tokenize the input (with OpenAI `tools`, which only the
+    HTTP face has), and build the engine request."""
+    structured, structured_violations = structured_spec(message)
     violations = (
         check_input(message, tokenizer)
         + _check_parameters(message, settings)
         + _check_token_ids(message, tokenizer.vocab_size)
+        + structured_violations
     )
     if violations:
         raise InvalidRequest(violations)
-    rendered = render_input(message, tokenizer)
+    rendered = render_input(message, tokenizer, tools)
     too_long = input_limit_violation(rendered, settings, context_length)
     if too_long is not None:
         raise InvalidRequest([too_long])
+    if structured is not None:
+        bad_grammar = compile_violation(structured, grammars_for(tokenizer))
+        if bad_grammar is not None:
+            raise InvalidRequest([bad_grammar])
     return Request(
         request_id=message.request_id or secrets.token_hex(8),
         prompt_token_ids=tuple(rendered.token_ids),
@@ -116,6 +128,7 @@ def parse_generate(
         logprobs=message.options.logprobs or message.options.top_logprobs > 0,
         top_logprobs=message.options.top_logprobs,
         deadline=None if time_remaining is None else time.monotonic() + time_remaining,
+        structured=structured,
     )
 
 

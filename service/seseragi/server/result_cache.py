@@ -89,6 +89,8 @@ def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
         ],
         "logprobs": [request.logprobs, request.top_logprobs],
     }
+    if request.structured is not None:  # only then, so keys of free requests stay as they were
+        identity["structured"] = [request.structured.kind, request.structured.spec]
     encoded = json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
 

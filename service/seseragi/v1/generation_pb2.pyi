@@ -392,6 +392,7 @@ class GenerateRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     N_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
@@ -423,6 +424,13 @@ class GenerateRequest(_message.Message):
     def options(self) -> Global___OutputOptions:
         """Extra output. Unset: text only."""
 
+    @_builtins.property
+    def structured_output(self) -> Global___StructuredOutput:
+        """A grammar the output must follow (JSON schema, regex, EBNF or a list of
+        choices). Unset: free text. An invalid one is refused as INVALID_ARGUMENT
+        naming `structured_output.<kind>`.
+        """
+
     def __init__(
         self,
         *,
@@ -434,16 +442,83 @@ class GenerateRequest(_message.Message):
         request_id: _builtins.str = ...,
         cache: Global___CachePolicy.ValueType = ...,
         n: _builtins.int = ...,
+        structured_output: Global___StructuredOutput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping", "structured_output", b"structured_output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping", "structured_output", b"structured_output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__prompt) -> _WhichOneofReturnType__prompt | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class StructuredOutput(_message.Message):
+    """StructuredOutput constrains the output to a grammar: every sampled token
+    keeps the text a prefix of a match, and end-of-sequence is allowed only once
+    the text is a whole match. A generation cut by max_new_tokens ends with
+    STOP_REASON_MAX_TOKENS and may hold an unfinished match.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
+    REGEX_FIELD_NUMBER: _builtins.int
+    GRAMMAR_FIELD_NUMBER: _builtins.int
+    CHOICE_FIELD_NUMBER: _builtins.int
+    json_schema: _builtins.str
+    """A JSON schema (as JSON text); the output is compact JSON that validates."""
+    regex: _builtins.str
+    """A regular expression the whole output matches."""
+    grammar: _builtins.str
+    """A grammar in xgrammar's EBNF (GBNF-like, with a `root` rule)."""
+    @_builtins.property
+    def choice(self) -> Global___StructuredChoices:
+        """The output is exactly one of these strings."""
+
+    def __init__(
+        self,
+        *,
+        json_schema: _builtins.str = ...,
+        regex: _builtins.str = ...,
+        grammar: _builtins.str = ...,
+        choice: Global___StructuredChoices | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "grammar", b"grammar", "json_schema", b"json_schema", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["choice", b"choice", "grammar", b"grammar", "json_schema", b"json_schema", "kind", b"kind", "regex", b"regex"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["json_schema", "regex", "grammar", "choice"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___StructuredOutput: _TypeAlias = StructuredOutput  # noqa: Y015
+
+@_typing.final
+class StructuredChoices(_message.Message):
+    """StructuredChoices lists the strings a `choice` output may be."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At least one string; each non-empty."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StructuredChoices: _TypeAlias = StructuredChoices  # noqa: Y015
 
 @_typing.final
 class GenerateStreamRequest(_message.Message):
@@ -462,6 +537,7 @@ class GenerateStreamRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CACHE_FIELD_NUMBER: _builtins.int
     N_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _builtins.int
     prompt: _builtins.str
     """Raw text, tokenized as is (no chat template). Must not be empty."""
     request_id: _builtins.str
@@ -493,6 +569,13 @@ class GenerateStreamRequest(_message.Message):
     def options(self) -> Global___OutputOptions:
         """Extra output. Unset: text only."""
 
+    @_builtins.property
+    def structured_output(self) -> Global___StructuredOutput:
+        """A grammar the output must follow (JSON schema, regex, EBNF or a list of
+        choices). Unset: free text. An invalid one is refused as INVALID_ARGUMENT
+        naming `structured_output.<kind>`.
+        """
+
     def __init__(
         self,
         *,
@@ -504,10 +587,11 @@ class GenerateStreamRequest(_message.Message):
         request_id: _builtins.str = ...,
         cache: Global___CachePolicy.ValueType = ...,
         n: _builtins.int = ...,
+        structured_output: Global___StructuredOutput | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "options", b"options", "prompt", b"prompt", "sampling", b"sampling", "stopping", b"stopping", "structured_output", b"structured_output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prompt", b"_prompt", "cache", b"cache", "messages", b"messages", "n", b"n", "options", b"options", "prompt", b"prompt", "request_id", b"request_id", "sampling", b"sampling", "stopping", b"stopping", "structured_output", b"structured_output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__prompt: _TypeAlias = _typing.Literal["prompt"]  # noqa: Y015
     _WhichOneofArgType__prompt: _TypeAlias = _typing.Literal["_prompt", b"_prompt"]  # noqa: Y015
@@ -1188,6 +1272,7 @@ class Capabilities(_message.Message):
     LOGPROBS_FIELD_NUMBER: _builtins.int
     SEEDED_SAMPLING_FIELD_NUMBER: _builtins.int
     STOP_SEQUENCES_FIELD_NUMBER: _builtins.int
+    STRUCTURED_OUTPUT_FIELD_NUMBER: _builtins.int
     chat: _builtins.bool
     """Chat input (`messages`) with the model's chat template."""
     logprobs: _builtins.bool
@@ -1196,6 +1281,8 @@ class Capabilities(_message.Message):
     """Reproducible seeded sampling."""
     stop_sequences: _builtins.bool
     """Stop sequences."""
+    structured_output: _builtins.bool
+    """Grammar-constrained output (`GenerateRequest.structured_output`)."""
     def __init__(
         self,
         *,
@@ -1203,10 +1290,11 @@ class Capabilities(_message.Message):
         logprobs: _builtins.bool = ...,
         seeded_sampling: _builtins.bool = ...,
         stop_sequences: _builtins.bool = ...,
+        structured_output: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "logprobs", b"logprobs", "seeded_sampling", b"seeded_sampling", "stop_sequences", b"stop_sequences"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "logprobs", b"logprobs", "seeded_sampling", b"seeded_sampling", "stop_sequences", b"stop_sequences", "structured_output", b"structured_output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -16,6 +16,7 @@ from seseragi.engine.types import (
     SamplingParams,
     StoppingParams,
     StopReason,
+    StructuredOutput,
     TextDelta,
     Timings,
     TokenLogprob,
@@ -45,11 +46,12 @@ def test_an_add_command_carries_every_request_field() -> None:
     request = Request(
         request_id="abc",
         prompt_token_ids=(5, 6, 7),
-        sampling=SamplingParams(0.7, 0.9, 40, 1.1, 1234),
-        stopping=StoppingParams(32, 2, ("\n", "END"), True, 2.5),
+        sampling=SamplingParams(0.7, 0.9, 40, 1.1, (1 << 64) - 1, 0.5, -0.5, 0.1, ((3, 2.0),)),
+        stopping=StoppingParams(32, 2, ("\n", "END"), True, 2.5, (8, 9), True),
         logprobs=True,
         top_logprobs=3,
         deadline=123.25,
+        structured=StructuredOutput("json_schema", '{"type": "object"}'),
     )
     command = ipc.decode(ipc.add_command(9, 10.5, request))
     assert command[0] == ipc.ADD

@@ -67,6 +67,9 @@ def test_unset_parameters_stay_unset_so_server_defaults_apply() -> None:
     assert not message.options.logprobs
 
 
+_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -77,8 +80,17 @@ def test_unset_parameters_stay_unset_so_server_defaults_apply() -> None:
         ({"messages": [], "logit_bias": {"word": 1}}, "logit_bias[word]"),
         ({"messages": [], "n": 0}, "n"),
         ({"messages": [], "max_tokens": 0}, "max_completion_tokens"),
-        ({"messages": [], "response_format": {"type": "json_object"}}, "response_format"),
-        ({"messages": [], "tools": [{"type": "function"}]}, "tools"),
+        ({"messages": [], "response_format": {"type": "xml"}}, "response_format.type"),
+        (
+            {"messages": [], "response_format": {"type": "json_schema", "json_schema": {}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"messages": [], "tools": [{"type": "function"}]}, "tools[0]"),
+        ({"messages": [], "tool_choice": "required"}, "tool_choice"),
+        (
+            {"messages": [], "tools": [_TOOL], "tool_choice": {"function": {"name": "nope"}}},
+            "tool_choice.function.name",
+        ),
     ],
 )
 def test_unsupported_or_invalid_values_name_the_parameter(

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file seseragi/v1/generation.proto.
  */
 export const file_seseragi_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("ChxzZXNlcmFnaS92MS9nZW5lcmF0aW9uLnByb3RvEgtzZXNlcmFnaS52MSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkixAMKDlNhbXBsaW5nUGFyYW1zEhgKC3RlbXBlcmF0dXJlGAEgASgCSACIAQESEgoFdG9wX3AYAiABKAJIAYgBARISCgV0b3BfaxgDIAEoBUgCiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgEIAEoAkgDiAEBEhEKBHNlZWQYBSABKARIBIgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAYgASgCSAWIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYByABKAJIBogBARISCgVtaW5fcBgIIAEoAkgHiAEBEj4KCmxvZ2l0X2JpYXMYCSADKAsyKi5zZXNlcmFnaS52MS5TYW1wbGluZ1BhcmFtcy5Mb2dpdEJpYXNFbnRyeRowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKA0SDQoFdmFsdWUYAiABKAI6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl9taW5fcCKDAgoQU3RvcHBpbmdDcml0ZXJpYRIbCg5tYXhfbmV3X3Rva2VucxgBIAEoDUgAiAEBEhsKDm1pbl9uZXdfdG9rZW5zGAIgASgNSAGIAQESFgoOc3RvcF9zZXF1ZW5jZXMYAyADKAkSHQoVaW5jbHVkZV9zdG9wX3NlcXVlbmNlGAQgASgIEhoKDXRpbWVfbGltaXRfbXMYBSABKA1IAogBARIWCg5zdG9wX3Rva2VuX2lkcxgGIAMoDRISCgppZ25vcmVfZW9zGAcgASgIQhEKD19tYXhfbmV3X3Rva2Vuc0IRCg9fbWluX25ld190b2tlbnNCEAoOX3RpbWVfbGltaXRfbXMiNwoNT3V0cHV0T3B0aW9ucxIQCghsb2dwcm9icxgBIAEoCBIUCgx0b3BfbG9ncHJvYnMYAiABKA0isgIKD0dlbmVyYXRlUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeRIJCgFuGAggASgNQgkKB19wcm9tcHQiuAIKFUdlbmVyYXRlU3RyZWFtUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeRIJCgFuGAggASgNQgkKB19wcm9tcHQiNAoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgNEhUKDW91dHB1dF90b2tlbnMYAiABKA0iwAEKB1RpbWluZ3MSKAoFcXVldWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIpCgZkZWNvZGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKAoFdG90YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPgoKVG9wTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCIm8KDFRva2VuTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCEi0KDHRvcF9sb2dwcm9icxgEIAMoCzIXLnNlc2VyYWdpLnYxLlRvcExvZ3Byb2IiXgoHU3RhcnRlZBISCgpyZXF1ZXN0X2lkGAEgASgJEhkKEWlucHV0X3Rva2VuX2NvdW50GAIgASgNEgwKBHNlZWQYAyABKAQSFgoOcXVldWVfcG9zaXRpb24YBCABKA0iigEKBURlbHRhEgwKBHRleHQYASABKAkSEQoJdG9rZW5faWRzGAIgAygNEh0KFWdlbmVyYXRlZF90b2tlbl9jb3VudBgDIAEoDRIrCghsb2dwcm9icxgEIAMoCzIZLnNlc2VyYWdpLnYxLlRva2VuTG9ncHJvYhIUCgxjaG9pY2VfaW5kZXgYBSABKA0iLgoJSGVhcnRiZWF0EiEKBXBoYXNlGAEgASgOMhIuc2VzZXJhZ2kudjEuUGhhc2Ui3gEKBUZpbmFsEhIKCnJlcXVlc3RfaWQYASABKAkSLAoLc3RvcF9yZWFzb24YAiABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYAyABKAkSIQoFdXNhZ2UYBCABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAUgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAYgASgEEg4KBmNhY2hlZBgHIAEoCBIUCgxjaG9pY2VfaW5kZXgYCCABKA0iwQEKFkdlbmVyYXRlU3RyZWFtUmVzcG9uc2USJwoHc3RhcnRlZBgBIAEoCzIULnNlc2VyYWdpLnYxLlN0YXJ0ZWRIABIjCgVkZWx0YRgCIAEoCzISLnNlc2VyYWdpLnYxLkRlbHRhSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuc2VzZXJhZ2kudjEuSGVhcnRiZWF0SAASIwoFZmluYWwYBCABKAsyEi5zZXNlcmFnaS52MS5GaW5hbEgAQgcKBWV2ZW50IscCChBHZW5lcmF0ZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAcgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAggASgEEisKCGxvZ3Byb2JzGAkgAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iEg4KBmNhY2hlZBgKIAEoCBIkCgdjaG9pY2VzGAsgAygLMhMuc2VzZXJhZ2kudjEuQ2hvaWNlItsBCgZDaG9pY2USDQoFaW5kZXgYASABKA0SDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIMCgRzZWVkGAcgASgEEisKCGxvZ3Byb2JzGAggAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iIl0KD1Rva2VuaXplUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlQgkKB19wcm9tcHQigQEKEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEhMKC3Rva2VuX2NvdW50GAIgASgNEhUKDXdpdGhpbl9saW1pdHMYAyABKAgSFwoPbGltaXRfdmlvbGF0aW9uGAQgASgJEhUKDXJlbmRlcmVkX3RleHQYBSABKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCIsCgxRdWFudGl6YXRpb24SDgoGbWV0aG9kGAEgASgJEgwKBGJpdHMYAiABKA0i6wIKDFNlcnZlckxpbWl0cxIYChBtYXhfaW5wdXRfdG9rZW5zGAEgASgNEhYKDm1heF9uZXdfdG9rZW5zGAIgASgNEh4KFmRlZmF1bHRfbWF4X25ld190b2tlbnMYAyABKA0SGwoTZGVmYXVsdF90ZW1wZXJhdHVyZRgEIAEoAhIaChJtYXhfc3RvcF9zZXF1ZW5jZXMYBSABKA0SIAoYbWF4X3N0b3Bfc2VxdWVuY2VfbGVuZ3RoGAYgASgNEhgKEG1heF90b3BfbG9ncHJvYnMYByABKA0SHAoUbWF4X3J1bm5pbmdfcmVxdWVzdHMYCCABKA0SGwoTbWF4X3F1ZXVlZF9yZXF1ZXN0cxgJIAEoDRIZChFtYXhfcmVxdWVzdF9ieXRlcxgKIAEoDRIaChJtYXhfcmVzcG9uc2VfYnl0ZXMYCyABKA0SIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYDCABKAIiXwoMQ2FwYWJpbGl0aWVzEgwKBGNoYXQYASABKAgSEAoIbG9ncHJvYnMYAiABKAgSFwoPc2VlZGVkX3NhbXBsaW5nGAMgASgIEhYKDnN0b3Bfc2VxdWVuY2VzGAQgASgIIpkCChRHZXRNb2RlbEluZm9SZXNwb25zZRIQCghtb2RlbF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCRINCgVkdHlwZRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSLwoMcXVhbnRpemF0aW9uGAUgASgLMhkuc2VzZXJhZ2kudjEuUXVhbnRpemF0aW9uEhYKDmNvbnRleHRfbGVuZ3RoGAYgASgNEikKBmxpbWl0cxgHIAEoCzIZLnNlc2VyYWdpLnYxLlNlcnZlckxpbWl0cxIvCgxjYXBhYmlsaXRpZXMYCCABKAsyGS5zZXNlcmFnaS52MS5DYXBhYmlsaXRpZXMSGQoRaWRlbnRpdHlfZW5mb3JjZWQYCSABKAgqXgoLQ2FjaGVQb2xpY3kSHAoYQ0FDSEVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQ0FDSEVfUE9MSUNZX0JZUEFTUxABEhgKFENBQ0hFX1BPTElDWV9SRUZSRVNIEAIq3QEKClN0b3BSZWFzb24SGwoXU1RPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAESHwobU1RPUF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RJTUVfTElNSVQQBBIeChpTVE9QX1JFQVNPTl9DT05URVhUX0xFTkdUSBAFEhoKFlNUT1BfUkVBU09OX1NUT1BfVE9LRU4QBipDCgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEhAKDFBIQVNFX1FVRVVFRBABEhEKDVBIQVNFX1JVTk5JTkcQAjK8AwoRR2VuZXJhdGlvblNlcnZpY2USYAoIR2VuZXJhdGUSHC5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlcXVlc3QaHS5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS9nZW5lcmF0ZRJ7Cg5HZW5lcmF0ZVN0cmVhbRIiLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVxdWVzdBojLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2dlbmVyYXRlOnN0cmVhbTABEmAKCFRva2VuaXplEhwuc2VzZXJhZ2kudjEuVG9rZW5pemVSZXF1ZXN0Gh0uc2VzZXJhZ2kudjEuVG9rZW5pemVSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvdG9rZW5pemUSZgoMR2V0TW9kZWxJbmZvEiAuc2VzZXJhZ2kudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBohLnNlc2VyYWdpLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlIhGC0+STAgsSCS92MS9tb2RlbEJoCg9kZXYuc2VzZXJhZ2kudjFCD0dlbmVyYXRpb25Qcm90b1ABWkJnaXRodWIuY29tL3Nlc2VyYWdpL3Nlc2VyYWdpL2NsaWVudHMvZ28vZ2VuL3Nlc2VyYWdpL3YxO3Nlc2VyYWdpdjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration]);
+  fileDesc("ChxzZXNlcmFnaS92MS9nZW5lcmF0aW9uLnByb3RvEgtzZXNlcmFnaS52MSIsCgtDaGF0TWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkixAMKDlNhbXBsaW5nUGFyYW1zEhgKC3RlbXBlcmF0dXJlGAEgASgCSACIAQESEgoFdG9wX3AYAiABKAJIAYgBARISCgV0b3BfaxgDIAEoBUgCiAEBEh8KEnJlcGV0aXRpb25fcGVuYWx0eRgEIAEoAkgDiAEBEhEKBHNlZWQYBSABKARIBIgBARIdChBwcmVzZW5jZV9wZW5hbHR5GAYgASgCSAWIAQESHgoRZnJlcXVlbmN5X3BlbmFsdHkYByABKAJIBogBARISCgVtaW5fcBgIIAEoAkgHiAEBEj4KCmxvZ2l0X2JpYXMYCSADKAsyKi5zZXNlcmFnaS52MS5TYW1wbGluZ1BhcmFtcy5Mb2dpdEJpYXNFbnRyeRowCg5Mb2dpdEJpYXNFbnRyeRILCgNrZXkYASABKA0SDQoFdmFsdWUYAiABKAI6AjgBQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCCAoGX3RvcF9rQhUKE19yZXBldGl0aW9uX3BlbmFsdHlCBwoFX3NlZWRCEwoRX3ByZXNlbmNlX3BlbmFsdHlCFAoSX2ZyZXF1ZW5jeV9wZW5hbHR5QggKBl9taW5fcCKDAgoQU3RvcHBpbmdDcml0ZXJpYRIbCg5tYXhfbmV3X3Rva2VucxgBIAEoDUgAiAEBEhsKDm1pbl9uZXdfdG9rZW5zGAIgASgNSAGIAQESFgoOc3RvcF9zZXF1ZW5jZXMYAyADKAkSHQoVaW5jbHVkZV9zdG9wX3NlcXVlbmNlGAQgASgIEhoKDXRpbWVfbGltaXRfbXMYBSABKA1IAogBARIWCg5zdG9wX3Rva2VuX2lkcxgGIAMoDRISCgppZ25vcmVfZW9zGAcgASgIQhEKD19tYXhfbmV3X3Rva2Vuc0IRCg9fbWluX25ld190b2tlbnNCEAoOX3RpbWVfbGltaXRfbXMiNwoNT3V0cHV0T3B0aW9ucxIQCghsb2dwcm9icxgBIAEoCBIUCgx0b3BfbG9ncHJvYnMYAiABKA0i7AIKD0dlbmVyYXRlUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlEi0KCHNhbXBsaW5nGAMgASgLMhsuc2VzZXJhZ2kudjEuU2FtcGxpbmdQYXJhbXMSLwoIc3RvcHBpbmcYBCABKAsyHS5zZXNlcmFnaS52MS5TdG9wcGluZ0NyaXRlcmlhEisKB29wdGlvbnMYBSABKAsyGi5zZXNlcmFnaS52MS5PdXRwdXRPcHRpb25zEhIKCnJlcXVlc3RfaWQYBiABKAkSJwoFY2FjaGUYByABKA4yGC5zZXNlcmFnaS52MS5DYWNoZVBvbGljeRIJCgFuGAggASgNEjgKEXN0cnVjdHVyZWRfb3V0cHV0GAkgASgLMh0uc2VzZXJhZ2kudjEuU3RydWN0dXJlZE91dHB1dEIJCgdfcHJvbXB0IocBChBTdHJ1Y3R1cmVkT3V0cHV0EhUKC2pzb25fc2NoZW1hGAEgASgJSAASDwoFcmVnZXgYAiABKAlIABIRCgdncmFtbWFyGAMgASgJSAASMAoGY2hvaWNlGAQgASgLMh4uc2VzZXJhZ2kudjEuU3RydWN0dXJlZENob2ljZXNIAEIGCgRraW5kIiMKEVN0cnVjdHVyZWRDaG9pY2VzEg4KBnZhbHVlcxgBIAMoCSLyAgoVR2VuZXJhdGVTdHJlYW1SZXF1ZXN0EhMKBnByb21wdBgBIAEoCUgAiAEBEioKCG1lc3NhZ2VzGAIgAygLMhguc2VzZXJhZ2kudjEuQ2hhdE1lc3NhZ2USLQoIc2FtcGxpbmcYAyABKAsyGy5zZXNlcmFnaS52MS5TYW1wbGluZ1BhcmFtcxIvCghzdG9wcGluZxgEIAEoCzIdLnNlc2VyYWdpLnYxLlN0b3BwaW5nQ3JpdGVyaWESKwoHb3B0aW9ucxgFIAEoCzIaLnNlc2VyYWdpLnYxLk91dHB1dE9wdGlvbnMSEgoKcmVxdWVzdF9pZBgGIAEoCRInCgVjYWNoZRgHIAEoDjIYLnNlc2VyYWdpLnYxLkNhY2hlUG9saWN5EgkKAW4YCCABKA0SOAoRc3RydWN0dXJlZF9vdXRwdXQYCSABKAsyHS5zZXNlcmFnaS52MS5TdHJ1Y3R1cmVkT3V0cHV0QgkKB19wcm9tcHQiNAoFVXNhZ2USFAoMaW5wdXRfdG9rZW5zGAEgASgNEhUKDW91dHB1dF90b2tlbnMYAiABKA0iwAEKB1RpbWluZ3MSKAoFcXVldWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIpCgZkZWNvZGUYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKAoFdG90YWwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iPgoKVG9wTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCIm8KDFRva2VuTG9ncHJvYhIQCgh0b2tlbl9pZBgBIAEoDRINCgV0b2tlbhgCIAEoCRIPCgdsb2dwcm9iGAMgASgCEi0KDHRvcF9sb2dwcm9icxgEIAMoCzIXLnNlc2VyYWdpLnYxLlRvcExvZ3Byb2IiXgoHU3RhcnRlZBISCgpyZXF1ZXN0X2lkGAEgASgJEhkKEWlucHV0X3Rva2VuX2NvdW50GAIgASgNEgwKBHNlZWQYAyABKAQSFgoOcXVldWVfcG9zaXRpb24YBCABKA0iigEKBURlbHRhEgwKBHRleHQYASABKAkSEQoJdG9rZW5faWRzGAIgAygNEh0KFWdlbmVyYXRlZF90b2tlbl9jb3VudBgDIAEoDRIrCghsb2dwcm9icxgEIAMoCzIZLnNlc2VyYWdpLnYxLlRva2VuTG9ncHJvYhIUCgxjaG9pY2VfaW5kZXgYBSABKA0iLgoJSGVhcnRiZWF0EiEKBXBoYXNlGAEgASgOMhIuc2VzZXJhZ2kudjEuUGhhc2Ui3gEKBUZpbmFsEhIKCnJlcXVlc3RfaWQYASABKAkSLAoLc3RvcF9yZWFzb24YAiABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYAyABKAkSIQoFdXNhZ2UYBCABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAUgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAYgASgEEg4KBmNhY2hlZBgHIAEoCBIUCgxjaG9pY2VfaW5kZXgYCCABKA0iwQEKFkdlbmVyYXRlU3RyZWFtUmVzcG9uc2USJwoHc3RhcnRlZBgBIAEoCzIULnNlc2VyYWdpLnYxLlN0YXJ0ZWRIABIjCgVkZWx0YRgCIAEoCzISLnNlc2VyYWdpLnYxLkRlbHRhSAASKwoJaGVhcnRiZWF0GAMgASgLMhYuc2VzZXJhZ2kudjEuSGVhcnRiZWF0SAASIwoFZmluYWwYBCABKAsyEi5zZXNlcmFnaS52MS5GaW5hbEgAQgcKBWV2ZW50IscCChBHZW5lcmF0ZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIlCgd0aW1pbmdzGAcgASgLMhQuc2VzZXJhZ2kudjEuVGltaW5ncxIMCgRzZWVkGAggASgEEisKCGxvZ3Byb2JzGAkgAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iEg4KBmNhY2hlZBgKIAEoCBIkCgdjaG9pY2VzGAsgAygLMhMuc2VzZXJhZ2kudjEuQ2hvaWNlItsBCgZDaG9pY2USDQoFaW5kZXgYASABKA0SDAoEdGV4dBgCIAEoCRIRCgl0b2tlbl9pZHMYAyADKA0SLAoLc3RvcF9yZWFzb24YBCABKA4yFy5zZXNlcmFnaS52MS5TdG9wUmVhc29uEhUKDXN0b3Bfc2VxdWVuY2UYBSABKAkSIQoFdXNhZ2UYBiABKAsyEi5zZXNlcmFnaS52MS5Vc2FnZRIMCgRzZWVkGAcgASgEEisKCGxvZ3Byb2JzGAggAygLMhkuc2VzZXJhZ2kudjEuVG9rZW5Mb2dwcm9iIl0KD1Rva2VuaXplUmVxdWVzdBITCgZwcm9tcHQYASABKAlIAIgBARIqCghtZXNzYWdlcxgCIAMoCzIYLnNlc2VyYWdpLnYxLkNoYXRNZXNzYWdlQgkKB19wcm9tcHQigQEKEFRva2VuaXplUmVzcG9uc2USEQoJdG9rZW5faWRzGAEgAygNEhMKC3Rva2VuX2NvdW50GAIgASgNEhUKDXdpdGhpbl9saW1pdHMYAyABKAgSFwoPbGltaXRfdmlvbGF0aW9uGAQgASgJEhUKDXJlbmRlcmVkX3RleHQYBSABKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCIsCgxRdWFudGl6YXRpb24SDgoGbWV0aG9kGAEgASgJEgwKBGJpdHMYAiABKA0i6wIKDFNlcnZlckxpbWl0cxIYChBtYXhfaW5wdXRfdG9rZW5zGAEgASgNEhYKDm1heF9uZXdfdG9rZW5zGAIgASgNEh4KFmRlZmF1bHRfbWF4X25ld190b2tlbnMYAyABKA0SGwoTZGVmYXVsdF90ZW1wZXJhdHVyZRgEIAEoAhIaChJtYXhfc3RvcF9zZXF1ZW5jZXMYBSABKA0SIAoYbWF4X3N0b3Bfc2VxdWVuY2VfbGVuZ3RoGAYgASgNEhgKEG1heF90b3BfbG9ncHJvYnMYByABKA0SHAoUbWF4X3J1bm5pbmdfcmVxdWVzdHMYCCABKA0SGwoTbWF4X3F1ZXVlZF9yZXF1ZXN0cxgJIAEoDRIZChFtYXhfcmVxdWVzdF9ieXRlcxgKIAEoDRIaChJtYXhfcmVzcG9uc2VfYnl0ZXMYCyABKA0SIgoaaGVhcnRiZWF0X2ludGVydmFsX3NlY29uZHMYDCABKAIiegoMQ2FwYWJpbGl0aWVzEgwKBGNoYXQYASABKAgSEAoIbG9ncHJvYnMYAiABKAgSFwoPc2VlZGVkX3NhbXBsaW5nGAMgASgIEhYKDnN0b3Bfc2VxdWVuY2VzGAQgASgIEhkKEXN0cnVjdHVyZWRfb3V0cHV0GAUgASgIIpkCChRHZXRNb2RlbEluZm9SZXNwb25zZRIQCghtb2RlbF9pZBgBIAEoCRIQCghyZXZpc2lvbhgCIAEoCRINCgVkdHlwZRgDIAEoCRIOCgZkZXZpY2UYBCABKAkSLwoMcXVhbnRpemF0aW9uGAUgASgLMhkuc2VzZXJhZ2kudjEuUXVhbnRpemF0aW9uEhYKDmNvbnRleHRfbGVuZ3RoGAYgASgNEikKBmxpbWl0cxgHIAEoCzIZLnNlc2VyYWdpLnYxLlNlcnZlckxpbWl0cxIvCgxjYXBhYmlsaXRpZXMYCCABKAsyGS5zZXNlcmFnaS52MS5DYXBhYmlsaXRpZXMSGQoRaWRlbnRpdHlfZW5mb3JjZWQYCSABKAgqXgoLQ2FjaGVQb2xpY3kSHAoYQ0FDSEVfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTQ0FDSEVfUE9MSUNZX0JZUEFTUxABEhgKFENBQ0hFX1BPTElDWV9SRUZSRVNIEAIq3QEKClN0b3BSZWFzb24SGwoXU1RPUF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZTVE9QX1JFQVNPTl9NQVhfVE9LRU5TEAESHwobU1RPUF9SRUFTT05fRU5EX09GX1NFUVVFTkNFEAISHQoZU1RPUF9SRUFTT05fU1RPUF9TRVFVRU5DRRADEhoKFlNUT1BfUkVBU09OX1RJTUVfTElNSVQQBBIeChpTVE9QX1JFQVNPTl9DT05URVhUX0xFTkdUSBAFEhoKFlNUT1BfUkVBU09OX1NUT1BfVE9LRU4QBipDCgVQaGFzZRIVChFQSEFTRV9VTlNQRUNJRklFRBAAEhAKDFBIQVNFX1FVRVVFRBABEhEKDVBIQVNFX1JVTk5JTkcQAjK8AwoRR2VuZXJhdGlvblNlcnZpY2USYAoIR2VuZXJhdGUSHC5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlcXVlc3QaHS5zZXNlcmFnaS52MS5HZW5lcmF0ZVJlc3BvbnNlIheC0+STAhE6ASoiDC92MS9nZW5lcmF0ZRJ7Cg5HZW5lcmF0ZVN0cmVhbRIiLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVxdWVzdBojLnNlc2VyYWdpLnYxLkdlbmVyYXRlU3RyZWFtUmVzcG9uc2UiHoLT5JMCGDoBKiITL3YxL2dlbmVyYXRlOnN0cmVhbTABEmAKCFRva2VuaXplEhwuc2VzZXJhZ2kudjEuVG9rZW5pemVSZXF1ZXN0Gh0uc2VzZXJhZ2kudjEuVG9rZW5pemVSZXNwb25zZSIXgtPkkwIROgEqIgwvdjEvdG9rZW5pemUSZgoMR2V0TW9kZWxJbmZvEiAuc2VzZXJhZ2kudjEuR2V0TW9kZWxJbmZvUmVxdWVzdBohLnNlc2VyYWdpLnYxLkdldE1vZGVsSW5mb1Jlc3BvbnNlIhGC0+STAgsSCS92MS9tb2RlbEJoCg9kZXYuc2VzZXJhZ2kudjFCD0dlbmVyYXRpb25Qcm90b1ABWkJnaXRodWIuY29tL3Nlc2VyYWdpL3Nlc2VyYWdpL2NsaWVudHMvZ28vZ2VuL3Nlc2VyYWdpL3YxO3Nlc2VyYWdpdjFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration]);
 
 /**
  * ChatMessage is one turn of a conversation, rendered with the model's chat
@@ -304,6 +304,15 @@ export type GenerateRequest = Message<"seseragi.v1.GenerateRequest"> & {
    * @generated from field: uint32 n = 8;
    */
   n: number;
+
+  /**
+   * A grammar the output must follow (JSON schema, regex, EBNF or a list of
+   * choices). Unset: free text. An invalid one is refused as INVALID_ARGUMENT
+   * naming `structured_output.<kind>`.
+   *
+   * @generated from field: seseragi.v1.StructuredOutput structured_output = 9;
+   */
+  structuredOutput?: StructuredOutput | undefined;
 };
 
 /**
@@ -312,6 +321,83 @@ export type GenerateRequest = Message<"seseragi.v1.GenerateRequest"> & {
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
   messageDesc(file_seseragi_v1_generation, 4);
+
+/**
+ * StructuredOutput constrains the output to a grammar: every sampled token
+ * keeps the text a prefix of a match, and end-of-sequence is allowed only once
+ * the text is a whole match. A generation cut by max_new_tokens ends with
+ * STOP_REASON_MAX_TOKENS and may hold an unfinished match.
+ *
+ * @generated from message seseragi.v1.StructuredOutput
+ */
+export type StructuredOutput = Message<"seseragi.v1.StructuredOutput"> & {
+  /**
+   * Exactly one kind.
+   *
+   * @generated from oneof seseragi.v1.StructuredOutput.kind
+   */
+  kind: {
+    /**
+     * A JSON schema (as JSON text); the output is compact JSON that validates.
+     *
+     * @generated from field: string json_schema = 1;
+     */
+    value: string;
+    case: "jsonSchema";
+  } | {
+    /**
+     * A regular expression the whole output matches.
+     *
+     * @generated from field: string regex = 2;
+     */
+    value: string;
+    case: "regex";
+  } | {
+    /**
+     * A grammar in xgrammar's EBNF (GBNF-like, with a `root` rule).
+     *
+     * @generated from field: string grammar = 3;
+     */
+    value: string;
+    case: "grammar";
+  } | {
+    /**
+     * The output is exactly one of these strings.
+     *
+     * @generated from field: seseragi.v1.StructuredChoices choice = 4;
+     */
+    value: StructuredChoices;
+    case: "choice";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message seseragi.v1.StructuredOutput.
+ * Use `create(StructuredOutputSchema)` to create a new message.
+ */
+export const StructuredOutputSchema: GenMessage<StructuredOutput> = /*@__PURE__*/
+  messageDesc(file_seseragi_v1_generation, 5);
+
+/**
+ * StructuredChoices lists the strings a `choice` output may be.
+ *
+ * @generated from message seseragi.v1.StructuredChoices
+ */
+export type StructuredChoices = Message<"seseragi.v1.StructuredChoices"> & {
+  /**
+   * At least one string; each non-empty.
+   *
+   * @generated from field: repeated string values = 1;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message seseragi.v1.StructuredChoices.
+ * Use `create(StructuredChoicesSchema)` to create a new message.
+ */
+export const StructuredChoicesSchema: GenMessage<StructuredChoices> = /*@__PURE__*/
+  messageDesc(file_seseragi_v1_generation, 6);
 
 /**
  * GenerateStreamRequest is the input of `GenerateStream`. Its fields are those
@@ -380,6 +466,15 @@ export type GenerateStreamRequest = Message<"seseragi.v1.GenerateStreamRequest">
    * @generated from field: uint32 n = 8;
    */
   n: number;
+
+  /**
+   * A grammar the output must follow (JSON schema, regex, EBNF or a list of
+   * choices). Unset: free text. An invalid one is refused as INVALID_ARGUMENT
+   * naming `structured_output.<kind>`.
+   *
+   * @generated from field: seseragi.v1.StructuredOutput structured_output = 9;
+   */
+  structuredOutput?: StructuredOutput | undefined;
 };
 
 /**
@@ -387,7 +482,7 @@ export type GenerateStreamRequest = Message<"seseragi.v1.GenerateStreamRequest">
  * Use `create(GenerateStreamRequestSchema)` to create a new message.
  */
 export const GenerateStreamRequestSchema: GenMessage<GenerateStreamRequest> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 5);
+  messageDesc(file_seseragi_v1_generation, 7);
 
 /**
  * Usage counts tokens, for metering.
@@ -416,7 +511,7 @@ export type Usage = Message<"seseragi.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 6);
+  messageDesc(file_seseragi_v1_generation, 8);
 
 /**
  * Timings say where the time of a call went.
@@ -458,7 +553,7 @@ export type Timings = Message<"seseragi.v1.Timings"> & {
  * Use `create(TimingsSchema)` to create a new message.
  */
 export const TimingsSchema: GenMessage<Timings> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 7);
+  messageDesc(file_seseragi_v1_generation, 9);
 
 /**
  * TopLogprob is one alternative token at a position.
@@ -494,7 +589,7 @@ export type TopLogprob = Message<"seseragi.v1.TopLogprob"> & {
  * Use `create(TopLogprobSchema)` to create a new message.
  */
 export const TopLogprobSchema: GenMessage<TopLogprob> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 8);
+  messageDesc(file_seseragi_v1_generation, 10);
 
 /**
  * TokenLogprob is the log-probability of one generated token.
@@ -538,7 +633,7 @@ export type TokenLogprob = Message<"seseragi.v1.TokenLogprob"> & {
  * Use `create(TokenLogprobSchema)` to create a new message.
  */
 export const TokenLogprobSchema: GenMessage<TokenLogprob> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 9);
+  messageDesc(file_seseragi_v1_generation, 11);
 
 /**
  * Started is the first message of a stream, sent once the request is
@@ -582,7 +677,7 @@ export type Started = Message<"seseragi.v1.Started"> & {
  * Use `create(StartedSchema)` to create a new message.
  */
 export const StartedSchema: GenMessage<Started> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 10);
+  messageDesc(file_seseragi_v1_generation, 12);
 
 /**
  * Delta carries newly generated text.
@@ -632,7 +727,7 @@ export type Delta = Message<"seseragi.v1.Delta"> & {
  * Use `create(DeltaSchema)` to create a new message.
  */
 export const DeltaSchema: GenMessage<Delta> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 11);
+  messageDesc(file_seseragi_v1_generation, 13);
 
 /**
  * Heartbeat keeps an otherwise idle stream alive (for proxies) while the
@@ -654,7 +749,7 @@ export type Heartbeat = Message<"seseragi.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 12);
+  messageDesc(file_seseragi_v1_generation, 14);
 
 /**
  * Final is the last message of a successful stream.
@@ -726,7 +821,7 @@ export type Final = Message<"seseragi.v1.Final"> & {
  * Use `create(FinalSchema)` to create a new message.
  */
 export const FinalSchema: GenMessage<Final> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 13);
+  messageDesc(file_seseragi_v1_generation, 15);
 
 /**
  * GenerateStreamResponse is one event of a stream.
@@ -779,7 +874,7 @@ export type GenerateStreamResponse = Message<"seseragi.v1.GenerateStreamResponse
  * Use `create(GenerateStreamResponseSchema)` to create a new message.
  */
 export const GenerateStreamResponseSchema: GenMessage<GenerateStreamResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 14);
+  messageDesc(file_seseragi_v1_generation, 16);
 
 /**
  * GenerateResponse is the whole result of `Generate`: the text, plus the same
@@ -873,7 +968,7 @@ export type GenerateResponse = Message<"seseragi.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 15);
+  messageDesc(file_seseragi_v1_generation, 17);
 
 /**
  * One of several samples of a prompt in a GenerateResponse.
@@ -943,7 +1038,7 @@ export type Choice = Message<"seseragi.v1.Choice"> & {
  * Use `create(ChoiceSchema)` to create a new message.
  */
 export const ChoiceSchema: GenMessage<Choice> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 16);
+  messageDesc(file_seseragi_v1_generation, 18);
 
 /**
  * TokenizeRequest holds an input as a generate call would take it.
@@ -971,7 +1066,7 @@ export type TokenizeRequest = Message<"seseragi.v1.TokenizeRequest"> & {
  * Use `create(TokenizeRequestSchema)` to create a new message.
  */
 export const TokenizeRequestSchema: GenMessage<TokenizeRequest> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 17);
+  messageDesc(file_seseragi_v1_generation, 19);
 
 /**
  * TokenizeResponse is the tokenized input.
@@ -1020,7 +1115,7 @@ export type TokenizeResponse = Message<"seseragi.v1.TokenizeResponse"> & {
  * Use `create(TokenizeResponseSchema)` to create a new message.
  */
 export const TokenizeResponseSchema: GenMessage<TokenizeResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 18);
+  messageDesc(file_seseragi_v1_generation, 20);
 
 /**
  * GetModelInfoRequest is empty.
@@ -1035,7 +1130,7 @@ export type GetModelInfoRequest = Message<"seseragi.v1.GetModelInfoRequest"> & {
  * Use `create(GetModelInfoRequestSchema)` to create a new message.
  */
 export const GetModelInfoRequestSchema: GenMessage<GetModelInfoRequest> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 19);
+  messageDesc(file_seseragi_v1_generation, 21);
 
 /**
  * Quantization describes how the weights are stored.
@@ -1063,7 +1158,7 @@ export type Quantization = Message<"seseragi.v1.Quantization"> & {
  * Use `create(QuantizationSchema)` to create a new message.
  */
 export const QuantizationSchema: GenMessage<Quantization> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 20);
+  messageDesc(file_seseragi_v1_generation, 22);
 
 /**
  * ServerLimits are the limits and defaults a request is checked against.
@@ -1161,7 +1256,7 @@ export type ServerLimits = Message<"seseragi.v1.ServerLimits"> & {
  * Use `create(ServerLimitsSchema)` to create a new message.
  */
 export const ServerLimitsSchema: GenMessage<ServerLimits> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 21);
+  messageDesc(file_seseragi_v1_generation, 23);
 
 /**
  * Capabilities say which optional features the server supports.
@@ -1196,6 +1291,13 @@ export type Capabilities = Message<"seseragi.v1.Capabilities"> & {
    * @generated from field: bool stop_sequences = 4;
    */
   stopSequences: boolean;
+
+  /**
+   * Grammar-constrained output (`GenerateRequest.structured_output`).
+   *
+   * @generated from field: bool structured_output = 5;
+   */
+  structuredOutput: boolean;
 };
 
 /**
@@ -1203,7 +1305,7 @@ export type Capabilities = Message<"seseragi.v1.Capabilities"> & {
  * Use `create(CapabilitiesSchema)` to create a new message.
  */
 export const CapabilitiesSchema: GenMessage<Capabilities> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 22);
+  messageDesc(file_seseragi_v1_generation, 24);
 
 /**
  * GetModelInfoResponse describes the served model and the server's limits.
@@ -1285,7 +1387,7 @@ export type GetModelInfoResponse = Message<"seseragi.v1.GetModelInfoResponse"> &
  * Use `create(GetModelInfoResponseSchema)` to create a new message.
  */
 export const GetModelInfoResponseSchema: GenMessage<GetModelInfoResponse> = /*@__PURE__*/
-  messageDesc(file_seseragi_v1_generation, 23);
+  messageDesc(file_seseragi_v1_generation, 25);
 
 /**
  * CachePolicy says how a call uses the result cache. Only deterministic calls
