@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
+import traceback
 import urllib.request
 
 import httpx
@@ -29,13 +32,23 @@ def cancelled(server: ServerThread) -> float:
     )
 
 
+def engine_thread_stacks() -> str:
+    """Where every engine thread is now: what a failure must show to be diagnosed."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "\n".join(
+        f"--- {names.get(ident)}\n" + "".join(traceback.format_stack(frame))
+        for ident, frame in sys._current_frames().items()
+        if names.get(ident, "").startswith("seseragi-engine")
+    )
+
+
 def wait_cancelled(server: ServerThread, expected: float) -> None:
     """The engine counts the abort at its next step, just after the handle let go: wait for it
     (bounded), then nothing may still run. 500 tokens would take far longer than the bound."""
     deadline = time.monotonic() + 20
     while cancelled(server) < expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert cancelled(server) == expected, server.stats()
+    assert cancelled(server) == expected, (server.stats(), engine_thread_stacks())
     stats = server.stats()
     assert stats.in_flight == 0 and stats.running == 0 and stats.waiting == 0
 
