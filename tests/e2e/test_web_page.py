@@ -166,7 +166,7 @@ def test_a_second_turn_is_answered_from_the_first(
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     token = tokens.mint(envoy.settings, "page-chat", 600)
-    steps: list[Step] = [{"send": TOLD}, {"send": ASKED}]
+    steps: list[Step] = [{"send": TOLD}, {"send": ASKED, "enter": True}]  # Enter sends too
     shot = ARTIFACTS / "web-page.png"
     seen = open_page(page_server, envoy, token, steps, maxTokens=24, screenshot=str(shot))
     first, second = seen["steps"]

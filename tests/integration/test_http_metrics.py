@@ -11,19 +11,21 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from seseragi.model.loader import LoadedModel
+from seseragi.server.identity import SECRET_HEADER
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.integration
 DURATION = "http_server_request_duration_seconds"
 ACTIVE = "http_server_active_requests"
 CHAT = "/v1/chat/completions"
+SECRET = "test-edge-secret"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture(scope="module")
 def replica(loaded_model: LoadedModel) -> Iterator[ServerThread]:
     """A replica of this module's own: its counters start at zero and see only the calls below."""
-    with ServerThread(make_settings(), loaded_model) as server:
+    with ServerThread(make_settings(edge_secret=SECRET), loaded_model) as server:
         yield server
 
 
@@ -59,7 +61,9 @@ def active(samples: Samples, method: str, route: str) -> float:
 def test_each_route_is_counted_by_method_template_and_status(replica: ServerThread) -> None:
     base = replica.http_url.removesuffix("/v1")
     model = replica.settings.model
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with httpx.Client(base_url=base, timeout=120) as stranger:
+        assert stranger.get("/v1/models").status_code == 401  # not through the edge
+    with httpx.Client(base_url=base, headers={SECRET_HEADER: SECRET}, timeout=120) as http:
         assert http.get("/v1/models").status_code == 200
         assert http.get("/v1/models").status_code == 200
         assert http.get(f"/v1/models/{model}").status_code == 200
@@ -71,6 +75,7 @@ def test_each_route_is_counted_by_method_template_and_status(replica: ServerThre
         assert http.post(CHAT, json={**chat, "temperature": "hot"}).status_code == 400
     samples = scrape(replica)
     assert requests(samples, "GET", "/v1/models", 200) == 2
+    assert requests(samples, "GET", "/v1/models", 401) == 1  # refused before routing, still named
     assert requests(samples, "GET", "/v1/models/{model_id:path}", 200) == 1
     assert requests(samples, "GET", "/v1/models/{model_id:path}", 404) == 1  # never the raw path
     assert requests(samples, "GET", "", 404) == 1  # no route: OpenTelemetry omits http.route
@@ -87,13 +92,15 @@ def test_a_stream_counts_until_its_last_event_and_a_client_that_left_as_499(
     route = "/v1/completions"
     body = {"model": replica.settings.model, "prompt": "Once", "stream": True}
     body |= {"max_tokens": 32, "min_tokens": 32}
-    with httpx.stream("POST", f"{replica.http_url}/completions", json=body, timeout=120) as reply:
+    url = f"{replica.http_url}/completions"
+    proof = {SECRET_HEADER: SECRET}
+    with httpx.stream("POST", url, json=body, headers=proof, timeout=120) as reply:
         lines = reply.iter_lines()  # one iterator: a dropped one closes the response
         next(lines)
         assert active(scrape(replica), "POST", route) == 1  # open while the stream is
         assert [line for line in lines if line][-1] == "data: [DONE]"
     long = {**body, "max_tokens": 400, "min_tokens": 400}
-    with httpx.stream("POST", f"{replica.http_url}/completions", json=long, timeout=120) as reply:
+    with httpx.stream("POST", url, json=long, headers=proof, timeout=120) as reply:
         events = (line for line in reply.iter_lines() if line.startswith("data:"))
         for _ in range(3):  # the stream is under way; then the client leaves
             next(events)

@@ -3,7 +3,7 @@
 //
 //   node test/page.mjs '{"url": "...", "temperature": 0, "maxTokens": 24, "seed": "7",
 //     "system": "...", "screenshot": "x.png",
-//     "steps": [{"send": "Hi"}, {"send": "Again", "stopAfterFirstDelta": true},
+//     "steps": [{"send": "Hi"}, {"send": "Again", "enter": true, "stopAfterFirstDelta": true},
 //               {"regenerate": true, "seed": "8"}]}'
 //
 // After each step it records the page (state, transcript, timings); it also records the body of
@@ -56,7 +56,8 @@ async function run(page, step) {
     await page.click("#regenerate");
   } else {
     await page.fill("#prompt", step.send);
-    await page.click("#send");
+    if (step.enter) await page.press("#prompt", "Enter"); // the keyboard path
+    else await page.click("#send");
   }
   if (step.stopAfterFirstDelta) {
     await page.waitForFunction(() => window.__seen.updates.some((u) => u.text.length > 0), null, { timeout });
