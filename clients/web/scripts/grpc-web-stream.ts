@@ -24,7 +24,7 @@ try {
   const input = {
     edgeUrl: values.edge,
     token: values.token,
-    prompt: values.prompt,
+    messages: [{ role: "user" as const, content: values.prompt }],
     temperature: 0,
     maxTokens: Number(values["max-tokens"]),
     seed: values.seed === undefined ? undefined : BigInt(values.seed),

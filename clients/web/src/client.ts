@@ -1,21 +1,34 @@
-// One streamed generation over gRPC-Web through Envoy, as events the page (and the Node check)
-// render. Shared by the browser bundle and the Node script, so both exercise the same code.
+// The page's two calls to Seseragi over gRPC-Web through Envoy: one streamed chat turn, as events
+// the page (and the Node check) render, and the model's description. Shared by the browser bundle
+// and the Node script, so both exercise the same code.
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import {
+  CachePolicy,
   GenerateStreamRequestSchema,
   GenerationService,
   StopReason,
 } from "./gen/seseragi/v1/generation_pb";
 
-export interface GenerationInput {
+export interface Connection {
   edgeUrl: string; // Envoy's listener, e.g. http://127.0.0.1:8080
   token: string; // a JWT Envoy accepts (`seseragi token --sub alice`)
-  prompt: string;
+}
+
+export type Role = "system" | "user" | "assistant";
+
+export interface Turn {
+  role: Role;
+  content: string;
+}
+
+export interface GenerationInput extends Connection {
+  messages: Turn[]; // the whole conversation so far, ending with the user's turn
   temperature: number;
   maxTokens: number;
   seed?: bigint;
+  fresh?: boolean; // skip the result cache's answer (Regenerate), but store the new one
 }
 
 export type GenerationEvent =
@@ -23,19 +36,35 @@ export type GenerationEvent =
   | { kind: "delta"; text: string; generatedTokens: number }
   | { kind: "final"; stopReason: string; outputTokens: number; cached: boolean };
 
+export interface ModelSummary {
+  modelId: string;
+  contextLength: number;
+  maxInputTokens: number;
+  maxNewTokens: number;
+  defaultMaxNewTokens: number;
+}
+
+function connect(connection: Connection): {
+  client: Client<typeof GenerationService>;
+  headers: Record<string, string>;
+} {
+  const transport = createGrpcWebTransport({ baseUrl: connection.edgeUrl });
+  const headers = { authorization: `Bearer ${connection.token}` };
+  return { client: createClient(GenerationService, transport), headers };
+}
+
 /** Yields the stream's events as they arrive; aborting `signal` cancels the call upstream. */
 export async function* streamGeneration(
   input: GenerationInput,
   signal: AbortSignal,
 ): AsyncGenerator<GenerationEvent> {
-  const transport = createGrpcWebTransport({ baseUrl: input.edgeUrl });
-  const client = createClient(GenerationService, transport);
+  const { client, headers } = connect(input);
   const request = create(GenerateStreamRequestSchema, {
-    messages: [{ role: "user", content: input.prompt }],
+    messages: input.messages,
     sampling: { temperature: input.temperature, seed: input.seed },
     stopping: { maxNewTokens: input.maxTokens },
+    cache: input.fresh ? CachePolicy.REFRESH : CachePolicy.UNSPECIFIED,
   });
-  const headers = { authorization: `Bearer ${input.token}` };
   for await (const message of client.generateStream(request, { signal, headers })) {
     const event = message.event;
     if (event.case === "started") {
@@ -51,4 +80,17 @@ export async function* streamGeneration(
       };
     }
   }
+}
+
+/** The served model's id and the limits a chat turn must respect. */
+export async function modelSummary(connection: Connection): Promise<ModelSummary> {
+  const { client, headers } = connect(connection);
+  const info = await client.getModelInfo({}, { headers });
+  return {
+    modelId: info.modelId,
+    contextLength: info.contextLength,
+    maxInputTokens: info.limits?.maxInputTokens ?? 0,
+    maxNewTokens: info.limits?.maxNewTokens ?? 0,
+    defaultMaxNewTokens: info.limits?.defaultMaxNewTokens ?? 0,
+  };
 }

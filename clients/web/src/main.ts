@@ -1,12 +1,17 @@
-// The chat page: reads the form, streams one generation, renders tokens and live timings.
+// The chat page: keeps the conversation, streams each answer, shows the model and live timings.
 // The Envoy URL and a token may come in the URL fragment (#edge=...&token=...), which `make run`
 // prints; a fragment never reaches any server, so the token stays in this browser.
-import { streamGeneration, type GenerationInput } from "./client";
+import { modelSummary, streamGeneration, type Connection, type Turn } from "./client";
+import { Conversation } from "./conversation";
 import { explain } from "./errors";
+import { Transcript } from "./transcript";
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const field = (id: string): HTMLInputElement => $<HTMLInputElement>(id);
+const button = (id: string): HTMLButtonElement => $<HTMLButtonElement>(id);
 
+const conversation = new Conversation();
+const transcript = new Transcript($<HTMLOListElement>("transcript"));
 let running: AbortController | null = null;
 
 function fromFragment(): void {
@@ -18,23 +23,33 @@ function fromFragment(): void {
   if (edge || token) history.replaceState(null, "", location.pathname); // keep the token out of history
 }
 
-function readInput(): GenerationInput {
-  const seed = field("seed").value.trim();
-  return {
-    edgeUrl: field("edge").value.replace(/\/$/, ""),
-    token: field("token").value.trim(),
-    prompt: $<HTMLTextAreaElement>("prompt").value,
-    temperature: Number(field("temperature").value || 0),
-    maxTokens: Number(field("max-tokens").value || 64),
-    seed: seed === "" ? undefined : BigInt(seed),
-  };
+function connection(): Connection {
+  return { edgeUrl: field("edge").value.replace(/\/$/, ""), token: field("token").value.trim() };
 }
 
-function setState(state: "streaming" | "done" | "stopped" | "error", message = ""): void {
+/** The model's id and limits; a failure here is shown beside the model, not as the chat's state. */
+async function describeModel(): Promise<void> {
+  const model = $("model");
+  try {
+    const info = await modelSummary(connection());
+    model.textContent =
+      `Model: ${info.modelId} · context ${info.contextLength} tokens · ` +
+      `input ≤ ${info.maxInputTokens} · answer ≤ ${info.maxNewTokens} tokens`;
+    field("max-tokens").max = String(info.maxNewTokens);
+  } catch (error) {
+    model.textContent = `Model: unknown (${explain(error).message})`;
+  }
+}
+
+type State = "streaming" | "done" | "stopped" | "error";
+
+function setState(state: State, message = ""): void {
   document.body.dataset.state = state;
   $("message").textContent = message;
-  $<HTMLButtonElement>("send").disabled = state === "streaming";
-  $<HTMLButtonElement>("stop").disabled = state !== "streaming";
+  button("send").disabled = state === "streaming";
+  button("stop").disabled = state !== "streaming";
+  button("regenerate").disabled = state === "streaming" || !conversation.canReask();
+  button("clear").disabled = state === "streaming";
 }
 
 interface First {
@@ -51,12 +66,21 @@ function showTimings(sentAt: number, first: First, tokens: number): void {
   $("tokens").textContent = String(tokens);
 }
 
-async function generate(): Promise<void> {
-  const input = readInput(); // with no token Envoy refuses the call, and the page says so
+/** Streams `answer` (the conversation's open turn) from the turns before it. */
+async function generate(answer: Turn, fresh: boolean): Promise<void> {
+  const seed = field("seed").value.trim();
+  const input = {
+    ...connection(), // with no token Envoy refuses the call, and the page says so
+    messages: conversation.messages($<HTMLTextAreaElement>("system").value),
+    temperature: Number(field("temperature").value || 0),
+    maxTokens: Number(field("max-tokens").value || 64),
+    seed: seed === "" ? undefined : BigInt(seed),
+    fresh,
+  };
   running = new AbortController();
-  const output = $("output");
-  output.textContent = "";
+  transcript.render(conversation.turns);
   for (const id of ["ttft", "tps", "tokens", "reason"]) $(id).textContent = "–";
+  delete document.body.dataset.failure;
   setState("streaming");
   const sentAt = performance.now();
   let first: First | null = null;
@@ -68,7 +92,8 @@ async function generate(): Promise<void> {
         $("message").textContent = started;
       } else if (event.kind === "delta") {
         first ??= { at: performance.now(), tokens: event.generatedTokens };
-        output.textContent += event.text;
+        answer.content += event.text;
+        transcript.update(answer);
         showTimings(sentAt, first, event.generatedTokens);
       } else {
         $("reason").textContent = event.cached ? `${event.stopReason} (cached)` : event.stopReason;
@@ -77,17 +102,44 @@ async function generate(): Promise<void> {
     setState("done", started);
   } catch (error) {
     const { failure, message } = explain(error);
-    setState(failure === "stopped" ? "stopped" : "error", message);
+    conversation.dropEmptyAnswer();
+    transcript.render(conversation.turns);
+    if (failure === "stopped" && answer.content !== "") transcript.update(answer, "stopped");
     document.body.dataset.failure = failure;
+    setState(failure === "stopped" ? "stopped" : "error", message);
   } finally {
     running = null;
+    document.body.dataset.runs = String(Number(document.body.dataset.runs) + 1);
   }
 }
 
+function send(): void {
+  const prompt = $<HTMLTextAreaElement>("prompt");
+  const text = prompt.value.trim();
+  if (running !== null || text === "") return;
+  prompt.value = "";
+  void generate(conversation.ask(text), false);
+}
+
 fromFragment();
-$<HTMLFormElement>("form").addEventListener("submit", (event) => {
+void describeModel();
+for (const id of ["edge", "token"]) field(id).addEventListener("change", () => void describeModel());
+$<HTMLFormElement>("composer").addEventListener("submit", (event) => {
   event.preventDefault();
-  delete document.body.dataset.failure;
-  void generate();
+  send();
+});
+$("prompt").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    send();
+  }
 });
 $("stop").addEventListener("click", () => running?.abort());
+$("regenerate").addEventListener("click", () => {
+  if (running === null && conversation.canReask()) void generate(conversation.reask(), true);
+});
+$("clear").addEventListener("click", () => {
+  conversation.clear();
+  transcript.render(conversation.turns);
+  setState("done");
+});

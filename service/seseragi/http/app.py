@@ -10,13 +10,14 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seseragi.config import Settings
@@ -26,17 +27,18 @@ from seseragi.server.errors import NotReady
 from seseragi.server.generations import Generations
 from seseragi.server.identity import SECRET_HEADER, verified_subject
 from seseragi.telemetry.calls import annotate, begin
+from seseragi.telemetry.http_metrics import CLIENT_CLOSED, HttpMetrics
 
 access_log = logging.getLogger("seseragi.access")
 T = TypeVar("T")
 OPEN_PATHS = ("/health",)  # load balancers probe without credentials
 
 
-def create_app(generations: Generations, settings: Settings) -> FastAPI:
+def create_app(generations: Generations, settings: Settings, metrics: HttpMetrics) -> FastAPI:
     app = FastAPI(title="Seseragi OpenAI-compatible API", docs_url=None, redoc_url=None)
     app.state.generations = generations
 
-    app.add_middleware(EdgeAndLog, settings=settings)
+    app.add_middleware(EdgeAndLog, settings=settings, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -182,13 +184,18 @@ def _not_found(model_id: str) -> JSONResponse:
 
 
 class EdgeAndLog:
-    """Refuse what did not come through the edge (when a secret is set); log every request
-    once it ended, streams included. Plain ASGI, so a client's disconnect reaches the stream."""
+    """Refuse what did not come through the edge (when a secret is set); measure and log every
+    request once it ended, streams included. Plain ASGI, so a client's disconnect reaches the
+    stream."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: Settings, metrics: HttpMetrics, routes: Sequence[BaseRoute]
+    ) -> None:
         self._app = app
         self._secret = settings.edge_secret.encode()
         self._edge_secret = settings.edge_secret
+        self._metrics = metrics
+        self._routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -196,38 +203,71 @@ class EdgeAndLog:
             return
         headers = Headers(scope=scope)
         path = scope["path"]
-        subject = verified_subject(headers.items(), self._edge_secret)
-        record = begin(f"{scope['method']} {path}", subject)
+        method = scope["method"]
+        route = route_template(self._routes, scope)
+        record = begin(f"{method} {path}", verified_subject(headers.items(), self._edge_secret))
+        response = _Response()
         started = time.perf_counter()
-        status = 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        proof = headers.get(SECRET_HEADER, "").encode()
         try:
-            if (
-                self._secret
-                and path not in OPEN_PATHS
-                and not hmac.compare_digest(proof, self._secret)
-            ):
-                refusal = error_response(401, "call the service through the edge")
-                await refusal(scope, receive, sending)
-            else:
-                await self._app(scope, receive, sending)
+            with self._metrics.in_flight(method, route):
+                await self._answer(scope, receive, response.watching(send), headers)
         finally:
+            elapsed = time.perf_counter() - started
+            self._metrics.finished(method, route, response.status, elapsed)
             access_log.log(
                 logging.DEBUG if path in OPEN_PATHS else logging.INFO,
                 "http request",
                 extra={
                     "method": record.method,
-                    "status": status,
-                    "duration_s": round(time.perf_counter() - started, 6),
+                    "status": response.status,
+                    "duration_s": round(elapsed, 6),
                     "caller": record.caller,
                     "trace_id": record.trace_id,
                     **record.fields,
                 },
             )
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+        proof = headers.get(SECRET_HEADER, "").encode()
+        if (
+            self._secret
+            and scope["path"] not in OPEN_PATHS
+            and not hmac.compare_digest(proof, self._secret)
+        ):
+            refusal = error_response(401, "call the service through the edge")
+            await refusal(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+
+class _Response:
+    """What went out: the status sent, or 499 when the client left before the response ended
+    (a stream's 200 is already sent then, but its caller never got the whole answer)."""
+
+    def __init__(self) -> None:
+        self._status = 500  # until a status is sent: the app failed
+        self._ended = False
+
+    @property
+    def status(self) -> int:
+        return self._status if self._ended or self._status == 500 else CLIENT_CLOSED
+
+    def watching(self, send: Send) -> Send:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                self._ended = True
+            await send(message)
+
+        return sending
+
+
+def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The route a request matches, as its template (`/v1/models/{model_id:path}`), so a metric
+    label never holds a caller's path; "" for no route (OpenTelemetry then omits http.route)."""
+    for candidate in routes:
+        match, _ = candidate.matches(scope)
+        if match is not Match.NONE:
+            return str(getattr(candidate, "path", ""))
+    return ""

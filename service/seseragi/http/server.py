@@ -13,6 +13,7 @@ import uvicorn
 from seseragi.config import Settings
 from seseragi.http.app import create_app
 from seseragi.server.generations import Generations
+from seseragi.telemetry.http_metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,12 @@ class HttpServer:
         self.port = port
 
     @classmethod
-    async def start(cls, generations: Generations, settings: Settings) -> HttpServer:
+    async def start(
+        cls, generations: Generations, settings: Settings, metrics: HttpMetrics
+    ) -> HttpServer:
         """Bind (port 0: a free one) and serve until `stop`."""
         config = uvicorn.Config(
-            create_app(generations, settings),
+            create_app(generations, settings, metrics),
             log_config=None,  # our logging; the access log is our middleware's
             access_log=False,
             lifespan="off",

@@ -128,7 +128,7 @@ async def start(settings: Settings) -> RunningServer:
     sampler = asyncio.create_task(sample_depth_forever(job_store))
     http = None
     if settings.http_port >= 0:
-        http = await HttpServer.start(servicer.generations, settings)
+        http = await HttpServer.start(servicer.generations, settings, telemetry.http_observer())
     return RunningServer(
         server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler, http=http
     )

@@ -18,6 +18,7 @@ from seseragi.model.loader import ModelInfo
 from seseragi.telemetry import tracing
 from seseragi.telemetry.calls import CallInterceptor, annotate
 from seseragi.telemetry.engine_metrics import EngineMetrics
+from seseragi.telemetry.http_metrics import HttpMetrics
 from seseragi.telemetry.metrics import Metrics, serve_metrics
 from seseragi.telemetry.redis_metrics import CacheMetrics, JobMetrics
 
@@ -53,6 +54,9 @@ class Telemetry:
             tracing.rpc_interceptor(self.tracer_provider),
             CallInterceptor(self.metrics, self.settings.edge_secret),
         ]
+
+    def http_observer(self) -> HttpMetrics:
+        return HttpMetrics(self.metrics)
 
     def engine_observer(self) -> EngineMetrics:
         return EngineMetrics(self.metrics)

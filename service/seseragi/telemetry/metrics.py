@@ -1,7 +1,8 @@
 """Every Prometheus metric the server exports, in one registry per server.
 
 Names follow the vLLM/TGI vocabulary with the `seseragi_` prefix, base units and `_total` on
-counters; gRPC metrics follow go-grpc-prometheus. No label ever carries a request or user id.
+counters; gRPC metrics follow go-grpc-prometheus, the OpenAI HTTP API's follow OpenTelemetry's HTTP
+server conventions as Prometheus names them. No label ever carries a request or user id.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ CACHE_OUTCOMES = ("hit", "miss", "error")
 CACHE_OPERATIONS = ("get", "set")
 JOB_END_STATES = ("succeeded", "failed", "cancelled")
 GRPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+HTTP_LABELS = ("http_request_method", "http_route")
+# Whole calls, streams included: from a few milliseconds (a refusal) to minutes (a long stream).
+CALL_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 # Batch sizes are small integers; powers of two up to the largest sane batch.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 FORWARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -124,6 +128,7 @@ class Metrics:
             "seseragi_ready", "1 while the server reports SERVING.", registry=registry
         )
         self._define_grpc(registry)
+        self._define_http(registry)
         self._define_redis(registry)
 
     def _define_grpc(self, registry: CollectorRegistry) -> None:
@@ -140,7 +145,7 @@ class Metrics:
             "grpc_server_handling_seconds",
             "RPC duration until the status is sent.",
             GRPC_LABELS,
-            buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            buckets=CALL_BUCKETS,
             registry=registry,
         )
         self.grpc_streams_in_flight = Gauge(
@@ -151,6 +156,23 @@ class Metrics:
         )
         self.grpc_msg_sent = Counter(
             "grpc_server_msg_sent_total", "Response messages sent.", GRPC_LABELS, registry=registry
+        )
+
+    def _define_http(self, registry: CollectorRegistry) -> None:
+        """OpenTelemetry's http.server.request.duration and http.server.active_requests; the
+        histogram's `_count` is the request count by route and status code."""
+        self.http_duration = Histogram(
+            "http_server_request_duration_seconds",
+            "HTTP requests until the response ended (streams: their last event), by status code.",
+            (*HTTP_LABELS, "http_response_status_code"),
+            buckets=CALL_BUCKETS,
+            registry=registry,
+        )
+        self.http_active = Gauge(
+            "http_server_active_requests",
+            "HTTP requests now being answered, streams included.",
+            HTTP_LABELS,
+            registry=registry,
         )
 
     def _define_redis(self, registry: CollectorRegistry) -> None:
