@@ -13,8 +13,8 @@ from seseragi.server.request_parsing import (
     MAX_TEMPERATURE,
     MIN_REPETITION_PENALTY,
 )
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import as_stream, chat, read_stream
 
 pytestmark = pytest.mark.integration

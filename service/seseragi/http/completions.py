@@ -18,7 +18,7 @@ from seseragi.http import convert, formatting, schemas, structured
 from seseragi.server import choices
 from seseragi.server.errors import FieldViolation, InvalidRequest
 from seseragi.server.generations import Backend, CacheLookup, Generations, expand
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 Body = schemas.ChatCompletionRequest | schemas.CompletionRequest
 

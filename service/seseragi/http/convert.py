@@ -12,7 +12,7 @@ from seseragi.engine.types import StopReason
 from seseragi.http import structured
 from seseragi.http.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest
 from seseragi.server.errors import FieldViolation, InvalidRequest
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 PARAMS = {
     "sampling.temperature": "temperature",

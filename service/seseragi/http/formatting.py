@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from seseragi.http import schemas, structured
 from seseragi.http.convert import FINISH_REASONS
 from seseragi.server.messages import STOP_REASONS
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 FINISH_BY_STATUS = {theirs: FINISH_REASONS[ours] for ours, theirs in STOP_REASONS.items()}
 

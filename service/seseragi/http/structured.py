@@ -15,7 +15,7 @@ from typing import Any
 
 from seseragi.http import schemas
 from seseragi.server.errors import FieldViolation, InvalidRequest
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 ANY_OBJECT = {"type": "object"}
 

@@ -30,7 +30,7 @@ from seseragi.server.jobs.worker import JobWorker
 from seseragi.server.result_cache import ResultCache
 from seseragi.server.servicer import GenerationServicer
 from seseragi.telemetry.hub import Telemetry
-from seseragi.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Request, TextDelta
 from seseragi.server import messages, relay
 from seseragi.server.generations import Backend, CacheLookup, Generations
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 Piece = pb.Delta | pb.Final
 

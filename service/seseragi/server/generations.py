@@ -26,7 +26,7 @@ from seseragi.server.request_parsing import GenerateMessage, parse_generate
 from seseragi.server.result_cache import ResultCache, cache_key
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from seseragi.engine.types import Finished, StopReason, TextDelta, TokenLogprob
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
 from seseragi.server import identity
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 STOP_REASONS = {
     StopReason.MAX_TOKENS: pb.STOP_REASON_MAX_TOKENS,

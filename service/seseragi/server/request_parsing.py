@@ -13,7 +13,7 @@ from seseragi.engine.types import Request, SamplingParams, StoppingParams
 from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer, Tools
 from seseragi.server.errors import FieldViolation, InvalidRequest
 from seseragi.server.structured import compile_violation, structured_spec
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
 MAX_CHOICES = 8

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from seseragi.config import Settings
 from seseragi.engine.types import Request
 from seseragi.model.loader import ModelInfo
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

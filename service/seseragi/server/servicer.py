@@ -22,8 +22,8 @@ from seseragi.server.request_parsing import (
 from seseragi.server.result_cache import CACHE_HEADER, ResultCache
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 
 __all__ = ["Backend", "GenerationServicer"]
 

@@ -8,7 +8,7 @@ import json
 from seseragi.engine.grammar import GrammarError, Grammars
 from seseragi.engine.types import StructuredOutput
 from seseragi.server.errors import FieldViolation
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 MAX_SPEC_CHARS = 64 * 1024
 MAX_CHOICES = 256

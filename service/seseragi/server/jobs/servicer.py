@@ -22,8 +22,8 @@ from seseragi.server.generations import Backend
 from seseragi.server.identity import caller
 from seseragi.server.jobs.store import JobEnded, JobRecord, JobStore
 from seseragi.server.request_parsing import MAX_REQUEST_ID_LENGTH, parse_generate
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

@@ -28,7 +28,7 @@ from seseragi.server import messages, relay
 from seseragi.server.errors import InvalidRequest, to_status
 from seseragi.server.generations import Backend
 from seseragi.server.jobs.store import Claimed, JobRecord, JobStore
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 log = logging.getLogger(__name__)
 CLAIM_BLOCK_MS = 1000

@@ -5,7 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from seseragi.v1 import generation_pb2 as _generation_pb2
+from seseragi_contract.v1 import generation_pb2 as _generation_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from seseragi.v1 import jobs_pb2 as seseragi_dot_v1_dot_jobs__pb2
+from seseragi_contract.v1 import jobs_pb2 as seseragi_dot_v1_dot_jobs__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
