@@ -18,11 +18,11 @@ test: $(STAMP) model redis observability-tools lint proto-check clients-check we
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml contract/pyproject.toml
+$(STAMP): pyproject.toml contract/pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./contract -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./contract -e ./clients/python -e '.[dev]'
 	touch $(STAMP)
 
 observability-tools: ## promtool, which checks deploy/prometheus (Debian's prometheus package).
