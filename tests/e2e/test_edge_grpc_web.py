@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from seseragi.api.identity import SECRET_HEADER
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SECRET_HEADER
 from seseragi_contract.v1 import generation_pb2 as pb
 from seseragi_contract.v1 import generation_pb2_grpc
 from tests import clients
