@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from seseragi.config import Settings
 from seseragi.server.identity import ANONYMOUS
@@ -157,9 +157,9 @@ class JobStore:
             await connection.ping()  # a pooled connection Redis closed fails here, unsent
             try:
                 return await self._submit(keys=keys, args=args, client=connection)
-            except ResponseError as exc:
-                if str(exc).startswith("OOM"):  # a full job Redis (noeviction) wrote nothing
-                    raise JobQueueFull("the job store is out of memory") from exc
+            except OutOfMemoryError as exc:  # a full job Redis (noeviction) wrote nothing
+                raise JobQueueFull("the job store is out of memory") from exc
+            except ResponseError:
                 raise
             except (RedisError, OSError) as exc:
                 raise SubmitOutcomeUnknown(
