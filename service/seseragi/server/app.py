@@ -26,6 +26,7 @@ from seseragi.server.generations import Backend
 from seseragi.server.identity import EdgeGuard, check_start
 from seseragi.server.jobs.servicer import JobServicer
 from seseragi.server.jobs.store import JobStore, sample_depth_forever
+from seseragi.server.jobs.tail import BLOCK_MS, LogTail
 from seseragi.server.jobs.worker import JobWorker
 from seseragi.server.result_cache import ResultCache
 from seseragi.server.servicer import GenerationServicer
@@ -55,6 +56,7 @@ class RunningServer:
     worker: JobWorker | None = None
     http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
     dead_engine: asyncio.Future[None] | None = None  # marking NOT_SERVING after an engine death
+    results: ResultCache | None = None
 
 
 def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
@@ -101,15 +103,17 @@ async def start(settings: Settings) -> RunningServer:
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    redis = redis_link.connect(settings)
-    results = (
-        ResultCache(redis, settings, telemetry.cache_observer()) if settings.result_cache else None
-    )
+    results = None
+    if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
+        cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
+        results = ResultCache(cache_redis, settings, telemetry.cache_observer())
     servicer = GenerationServicer(settings, telemetry, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    redis = redis_link.connect(settings)
     blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
     job_store = JobStore(redis, blocking, settings, telemetry.job_observer())
-    jobs = JobServicer(settings, job_store)
+    tail = LogTail(redis_link.connect_one(settings, blocking_seconds=BLOCK_MS / 1000))
+    jobs = JobServicer(settings, job_store, tail)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
         (
@@ -130,7 +134,16 @@ async def start(settings: Settings) -> RunningServer:
     if settings.http_port >= 0:
         http = await HttpServer.start(servicer.generations, settings, telemetry.http_observer())
     return RunningServer(
-        server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler, http=http
+        server,
+        port,
+        health_servicer,
+        servicer,
+        telemetry,
+        jobs,
+        job_store,
+        sampler,
+        http=http,
+        results=results,
     )
 
 
@@ -219,6 +232,9 @@ async def drain_and_stop(
     await asyncio.gather(running.depth_sampler, return_exceptions=True)
     running.telemetry.stop()
     await running.job_store.close()
+    await running.jobs.close()
+    if running.results is not None:
+        await running.results.close()
     log.info("stopped")
 
 
