@@ -15,11 +15,14 @@ from pathlib import Path
 import psutil
 
 from bench import grpc_load
+from bench.engines import server_settings
 from bench.metrics import ScenarioResult
-from bench.run import DEFAULT_OUT, server_settings
+from bench.prompts import RenderedPrompt, load_tokenizer, workload_prompts
+from bench.run import DEFAULT_OUT
 from bench.server_proc import ServerProcess
-from bench.workload import Workload
+from bench.workload import PROMPTS, Workload
 from seseragi.config import Settings
+from seseragi.model import builtin
 
 MODES = {"thread": "false", "core": "true"}
 
@@ -31,15 +34,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_mode(
-    mode: str, workload: Workload, out: Path, index: int
+    mode: str, workload: Workload, prompts: list[RenderedPrompt], out: Path, index: int
 ) -> list[tuple[ScenarioResult, float]]:
     """Each scenario's figures and the server's CPU seconds per generated token during it."""
-    settings = {**server_settings(Settings()), "SESERAGI_ENGINE_PROCESS": MODES[mode]}
+    settings = {**server_settings(Settings().cache_dir), "SESERAGI_ENGINE_PROCESS": MODES[mode]}
     results = []
     with ServerProcess(settings, out / f"server-{mode}-{index}.log") as server:
         for concurrency in workload.concurrencies:
             before = cpu_seconds(server.pid)
-            result = grpc_load.run_one(server.target, server.pid, workload, concurrency)
+            result = grpc_load.run_one(server.target, server.pid, workload, concurrency, prompts)
             results.append((result, (cpu_seconds(server.pid) - before) / result.tokens))
     return results
 
@@ -52,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "engine-ab")
     args = parser.parse_args(argv)
     workload = Workload(args.max_new_tokens, 0, 16, tuple(args.concurrency), sequential_requests=2)
+    settings = Settings()
+    tokenizer = load_tokenizer(str(builtin.pull(settings.cache_dir)))
+    prompts = workload_prompts(tokenizer, min(workload.most, len(PROMPTS)))
     rows: dict[tuple[str, str], list[ScenarioResult]] = {}
     for index in range(args.rounds):
         order = ("thread", "core") if index % 2 == 0 else ("core", "thread")
         for mode in order:
-            for result, cpu_per_token in run_mode(mode, workload, args.out, index):
+            for result, cpu_per_token in run_mode(mode, workload, prompts, args.out, index):
                 rows.setdefault((mode, result.name), []).append(result)
                 print(
                     f"round {index} {mode:6} {result.name:14} {result.tokens_per_second:7.1f} tok/s"

@@ -31,8 +31,9 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of this test's own, on a port of its own, that the test may stop and start."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.port = free_port()
+        self._args = list(args)  # more redis-server options, e.g. a maxmemory policy
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +45,7 @@ class PrivateRedis:
         assert binary, "redis-server is installed by `make test`"
         self._process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no"],
+            + ["--appendonly", "no", *self._args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

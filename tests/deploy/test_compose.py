@@ -21,7 +21,7 @@ from tests.servers import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 COMPOSE = REPO_ROOT / "docker-compose.yml"
-SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields} | {"SESERAGI_REDIS_URL"}
+SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields}
 Object = dict[str, Any]
 # Mounted files a clone does not hold, with the command (documented in the README) that writes one.
 PRODUCED = {
@@ -222,3 +222,15 @@ def test_envoy_and_the_service_share_the_edge_secret_and_admin_stays_inside() ->
     for name in ("seseragi", "seseragi-gpu"):
         assert every[name]["environment"]["SESERAGI_EDGE_SECRET"] == secret
     assert "expose" not in every["envoy"]  # the admin port is on the container's loopback
+
+
+def test_the_job_redis_never_evicts_and_the_cache_redis_evicts_only_cache() -> None:
+    every = services()
+    jobs, cache = every["redis"]["command"], every["redis-cache"]["command"]
+    assert jobs[jobs.index("--maxmemory-policy") + 1] == "noeviction"
+    assert jobs[jobs.index("--appendonly") + 1] == "yes" and "--maxmemory" in jobs
+    assert cache[cache.index("--maxmemory-policy") + 1] == "allkeys-lru" and "--maxmemory" in cache
+    env = every["seseragi"]["environment"]
+    assert env["SESERAGI_REDIS_URL"].startswith("redis://redis:")
+    assert env["SESERAGI_CACHE_REDIS_URL"].startswith("redis://redis-cache:")
+    assert every["seseragi"]["depends_on"]["redis-cache"] == {"condition": "service_healthy"}

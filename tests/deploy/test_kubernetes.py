@@ -212,3 +212,17 @@ def test_rate_limits_are_reached_from_envoy_and_redis_from_its_clients_only() ->
     env = {e["name"]: e["value"] for e in ratelimit["env"]}
     assert env["REDIS_URL"] == "redis:6379"
     assert ratelimit["volumeMounts"][0]["mountPath"] == "/data/ratelimit/config"
+
+
+def redis_args(kind: str, name: str) -> list[str]:
+    pod = find("cpu", kind, name)["spec"]["template"]["spec"]
+    args: list[str] = pod["containers"][0]["args"]
+    return args
+
+
+def test_the_job_redis_never_evicts_and_the_cache_redis_evicts_only_cache() -> None:
+    jobs, cache = redis_args("StatefulSet", "redis"), redis_args("Deployment", "redis-cache")
+    assert jobs[jobs.index("--maxmemory-policy") + 1] == "noeviction" and "--maxmemory" in jobs
+    assert cache[cache.index("--maxmemory-policy") + 1] == "allkeys-lru" and "--maxmemory" in cache
+    assert settings_env("cpu")["SESERAGI_CACHE_REDIS_URL"] == "redis://redis-cache:6379/0"
+    assert sources("cpu", "redis-cache-from-seseragi") == {"seseragi"}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+import redis
 
 from seseragi.model.loader import LoadedModel
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -14,7 +15,7 @@ from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 from tests.integration.test_telemetry import scrape, value
 from tests.redis_servers import PrivateRedis
-from tests.servers import ServerThread, make_settings
+from tests.servers import TEST_EDGE_SECRET, ServerThread, as_caller, make_settings
 
 pytestmark = pytest.mark.integration
 GET = (("operation", "get"),)
@@ -159,5 +160,65 @@ def test_redis_down_is_a_miss_and_the_cache_resumes(loaded_model: LoadedModel) -
         # or skipped while known down.
         for outcome, count in (("hit", 2), ("miss", 2), ("error", 2)):
             assert value(m, "seseragi_result_cache_lookups_total", outcome=outcome) == count
+    finally:
+        private.kill()
+
+
+def test_a_cached_answer_serves_only_the_caller_that_caused_it(loaded_model: LoadedModel) -> None:
+    settings = make_settings(result_cache=True, edge_secret=TEST_EDGE_SECRET)
+    request = chat("Name a planet. (scope)", max_new_tokens=6)
+    with (
+        ServerThread(settings, loaded_model) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        for who, expected in (("alice", "miss"), ("alice", "hit"), ("bob", "miss")):
+            _, call = stub.Generate.with_call(request, metadata=as_caller(who), timeout=120)
+            assert dict(call.initial_metadata())["x-seseragi-cache"] == expected, who
+
+
+def test_shared_scope_serves_every_caller(loaded_model: LoadedModel) -> None:
+    settings = make_settings(
+        result_cache=True, result_cache_scope="shared", edge_secret=TEST_EDGE_SECRET
+    )
+    request = chat("Name a planet. (shared)", max_new_tokens=6)
+    with (
+        ServerThread(settings, loaded_model) as running,
+        grpc.insecure_channel(running.target) as channel,
+    ):
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        for who, expected in (("alice", "miss"), ("bob", "hit")):
+            _, call = stub.Generate.with_call(request, metadata=as_caller(who), timeout=120)
+            assert dict(call.initial_metadata())["x-seseragi-cache"] == expected, who
+
+
+def test_entries_live_in_the_cache_database_and_big_ones_are_not_kept(
+    loaded_model: LoadedModel,
+) -> None:
+    private = PrivateRedis()
+    private.start()
+    prefix = "c:"
+    settings = make_settings(
+        result_cache=True,
+        redis_url=private.url,  # the cache takes database 1 of this server by default
+        redis_key_prefix=prefix,
+        job_concurrency=0,
+        result_cache_max_entry_bytes=200,
+    )
+    try:
+        with (
+            ServerThread(settings, loaded_model) as running,
+            grpc.insecure_channel(running.target) as channel,
+        ):
+            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+            small = chat("Say yes. (small)", max_new_tokens=2)
+            big = chat("Write a long story. (big)", max_new_tokens=60)
+            for request in (small, small, big, big):
+                generate(stub, request)
+            assert generate(stub, small)[1] == "hit"
+            assert generate(stub, big)[1] == "miss"  # over 200 bytes: never stored
+        jobs_db, cache_db = (redis.Redis(port=private.port, db=db) for db in (0, 1))
+        assert len(list(cache_db.scan_iter(f"{prefix}cache:*"))) == 1
+        assert not list(jobs_db.scan_iter(f"{prefix}cache:*"))
     finally:
         private.kill()

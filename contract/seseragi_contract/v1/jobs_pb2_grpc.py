@@ -80,7 +80,11 @@ class JobServiceServicer:
 
     def SubmitJob(self, request, context):
         """SubmitJob validates a generate request and queues it. Submitting again
-        with the same idempotency key returns the job already submitted.
+        with the same idempotency key returns the job already submitted. Without a
+        key a job is never created twice by a retry: when the write may have
+        reached Redis but its outcome is unknown the call ends ABORTED (reason
+        SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+        means nothing was written, so it is safe to retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

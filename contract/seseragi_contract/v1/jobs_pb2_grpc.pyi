@@ -42,7 +42,11 @@ class JobServiceStub:
     def __new__(cls, channel: _aio.Channel) -> JobServiceAsyncStub: ...
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.SubmitJobRequest, _jobs_pb2.SubmitJobResponse]
     """SubmitJob validates a generate request and queues it. Submitting again
-    with the same idempotency key returns the job already submitted.
+    with the same idempotency key returns the job already submitted. Without a
+    key a job is never created twice by a retry: when the write may have
+    reached Redis but its outcome is unknown the call ends ABORTED (reason
+    SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+    means nothing was written, so it is safe to retry.
     """
     GetJob: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.GetJobResponse]
     """GetJob returns a job's state, and its result once it has succeeded."""
@@ -73,7 +77,11 @@ class JobServiceAsyncStub(JobServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.SubmitJobRequest, _jobs_pb2.SubmitJobResponse]  # type: ignore[assignment]
     """SubmitJob validates a generate request and queues it. Submitting again
-    with the same idempotency key returns the job already submitted.
+    with the same idempotency key returns the job already submitted. Without a
+    key a job is never created twice by a retry: when the write may have
+    reached Redis but its outcome is unknown the call ends ABORTED (reason
+    SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+    means nothing was written, so it is safe to retry.
     """
     GetJob: _aio.UnaryUnaryMultiCallable[_jobs_pb2.GetJobRequest, _jobs_pb2.GetJobResponse]  # type: ignore[assignment]
     """GetJob returns a job's state, and its result once it has succeeded."""
@@ -107,7 +115,11 @@ class JobServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_jobs_pb2.SubmitJobResponse, _abc.Awaitable[_jobs_pb2.SubmitJobResponse]]:
         """SubmitJob validates a generate request and queues it. Submitting again
-        with the same idempotency key returns the job already submitted.
+        with the same idempotency key returns the job already submitted. Without a
+        key a job is never created twice by a retry: when the write may have
+        reached Redis but its outcome is unknown the call ends ABORTED (reason
+        SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+        means nothing was written, so it is safe to retry.
         """
 
     @_abc_1.abstractmethod

@@ -17,7 +17,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from seseragi.api.limits import CallerLimitReached
 from seseragi.engine.errors import DeadlineExpired, EngineFull, EngineStopped, ModelFailure
-from seseragi.jobs.store import CallerJobLimit, JobEnded, JobNotFound, JobQueueFull
+from seseragi.jobs.store import (
+    CallerJobLimit,
+    JobEnded,
+    JobNotFound,
+    JobQueueFull,
+    SubmitOutcomeUnknown,
+)
 from seseragi.telemetry.trace_context import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -111,6 +117,9 @@ def _job_status(exc: BaseException) -> status_pb2.Status | None:
         return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), _error_info("CALLER_JOB_LIMIT"))
     if isinstance(exc, JobEnded):
         return _status(code_pb2.Code.Value(exc.code), str(exc), _error_info(exc.reason))
+    if isinstance(exc, SubmitOutcomeUnknown):  # not UNAVAILABLE: Envoy and clients retry that
+        log.warning("job submission unconfirmed", extra={"error": repr(exc.__cause__)})
+        return _status(code_pb2.ABORTED, str(exc), _error_info("SUBMIT_OUTCOME_UNKNOWN"))
     if isinstance(exc, RedisConnectionError | RedisTimeoutError):
         log.warning("job store unreachable", extra={"error": repr(exc)})
         return _status(

@@ -109,12 +109,15 @@ class Generations:
         return handle
 
     async def lookup(
-        self, request: GenerateMessage, parsed: Request, backend: Backend
+        self, request: GenerateMessage, parsed: Request, backend: Backend, who: str
     ) -> CacheLookup:
-        """The cached answer when there is one, with this call's id and seed."""
+        """The cached answer when there is one, with this call's id and seed; by default only
+        answers the same caller (`who`, the verified subject) caused are served."""
         if self._results is None or request.cache == pb.CACHE_POLICY_BYPASS:
             return CacheLookup(None, "bypass")
-        key = cache_key(parsed, backend.info, seeded=request.sampling.HasField("seed"))
+        scope = who if self.settings.result_cache_scope == "caller" else ""
+        seeded = request.sampling.HasField("seed")
+        key = cache_key(parsed, backend.info, seeded=seeded, scope=scope)
         if key is None:
             return CacheLookup(None, "bypass")
         if request.cache == pb.CACHE_POLICY_REFRESH:

@@ -20,7 +20,8 @@ from seseragi.api.errors import (
 from seseragi.api.identity import caller
 from seseragi.api.limits import CallerSlots
 from seseragi.config import Settings
-from seseragi.jobs.store import JobEnded, JobRecord, JobStore
+from seseragi.jobs.store import JobEnded, JobNotFound, JobRecord, JobStore
+from seseragi.jobs.tail import LogTail
 from seseragi.runtime.backend import Backend
 from seseragi_contract.v1 import generation_pb2 as pb
 from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
@@ -61,18 +62,22 @@ def job_message(record: JobRecord, *, with_result: bool) -> jobs_pb2.Job:
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, settings: Settings, store: JobStore) -> None:
+    def __init__(self, settings: Settings, store: JobStore, tail: LogTail) -> None:
         self._settings = settings
         self._store = store
+        self._tail = tail
         self._backend: Backend | None = None
         self._draining = False
-        # Each open watch holds a connection and polls Redis: one caller may not hold them all.
+        # Each open watch reads Redis as its job's log grows: one caller may not hold them all.
         self._watches = CallerSlots(
             settings.max_watches_per_caller, "WatchJob streams open", "WATCH_LIMIT"
         )
 
     def _caller(self, context: grpc.aio.ServicerContext) -> str:
         return caller(context, self._settings.edge_secret)
+
+    async def close(self) -> None:
+        await self._tail.close()
 
     def drain(self) -> None:
         """Refuse new submissions and watches with UNAVAILABLE; the job queue keeps them safe."""
@@ -173,26 +178,36 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def _follow(
         self, job_id: str, owner: str, from_index: int
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        """The job's log after `from_index` tokens, then its live tail, until the job ends."""
+        """The job's log after `from_index` tokens, then its live tail, until the job ends.
+
+        Waiting for the tail holds no Redis connection: the replica's one `LogTail` reads for all.
+        """
         after = b"0-0"
-        block_ms = int(self._settings.heartbeat_interval_seconds * 1000)
-        while True:
-            entries = await self._store.log(job_id, after, block_ms)
-            if not entries:
-                record = await self._store.get(job_id, owner)
-                queued = record.state == "queued"
-                phase = pb.PHASE_QUEUED if queued else pb.PHASE_RUNNING
-                yield pb.GenerateStreamResponse(heartbeat=pb.Heartbeat(phase=phase))
-            for entry in entries:
-                after = entry.entry_id
-                if entry.kind == "delta" and entry.tokens <= from_index:
+        stream = self._store.events_key(job_id)
+        with self._tail.watching(stream):
+            while True:
+                entries = await self._store.log(job_id, after)
+                if not entries:
+                    heartbeat_s = self._settings.heartbeat_interval_seconds
+                    if not await self._tail.wait(stream, after, heartbeat_s):
+                        yield pb.GenerateStreamResponse(heartbeat=await self._heartbeat(job_id))
                     continue
-                if entry.kind in ("delta", "final"):
-                    yield pb.GenerateStreamResponse.FromString(entry.event)
-                if entry.kind == "final":
-                    return
-                if entry.kind in ("failed", "cancelled"):
-                    raise await self._ended(job_id, owner, entry.kind)
+                for entry in entries:
+                    after = entry.entry_id
+                    if entry.kind == "delta" and entry.tokens <= from_index:
+                        continue
+                    if entry.kind in ("delta", "final"):
+                        yield pb.GenerateStreamResponse.FromString(entry.event)
+                    if entry.kind == "final":
+                        return
+                    if entry.kind in ("failed", "cancelled"):
+                        raise await self._ended(job_id, owner, entry.kind)
+
+    async def _heartbeat(self, job_id: str) -> pb.Heartbeat:
+        state = await self._store.state(job_id)
+        if not state:  # expired while watched
+            raise JobNotFound(f"no job {job_id!r}")
+        return pb.Heartbeat(phase=pb.PHASE_QUEUED if state == "queued" else pb.PHASE_RUNNING)
 
     async def _ended(self, job_id: str, owner: str, kind: str) -> JobEnded:
         if kind == "cancelled":

@@ -163,7 +163,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         requests = expand(parsed, request.n)
         found = CacheLookup(None, "bypass")
         if len(requests) == 1:
-            found = await self.generations.lookup(request, parsed, backend)
+            who = identity.caller(context, self._settings.edge_secret)
+            found = await self.generations.lookup(request, parsed, backend, who)
         await context.send_initial_metadata(((CACHE_HEADER, found.outcome),))
         run = choices.Run(self.generations, backend, requests, found)
         if found.response is None:

@@ -1,5 +1,9 @@
 """The exact-match result cache: deterministic results in Redis, keyed by all they depend on.
 
+It lives in a Redis of its own (SESERAGI_CACHE_REDIS_URL) where `allkeys-lru` and `maxmemory`
+bound it, so eviction can only ever remove cache entries, never the job queue; each entry is
+capped at `result_cache_max_entry_bytes` and expires after `result_cache_ttl_seconds`.
+
 Redis trouble never reaches a caller: a failed or slow command is a miss, logged once per outage
 and counted, and the cache tries Redis again a second later, so it resumes by itself.
 """
@@ -56,16 +60,19 @@ class Lookup:
     outcome: str
 
 
-def cache_key(request: Request, info: ModelInfo, *, seeded: bool) -> str | None:
+def cache_key(request: Request, info: ModelInfo, *, seeded: bool, scope: str) -> str | None:
     """A digest of everything the output depends on, or None when the output is not repeatable.
 
     Greedy output does not depend on the seed, so the seed joins the key only when sampling; a
     soft time limit makes the output depend on the clock, so such requests are never cached.
+    `scope` is the verified subject whose answers a hit may serve ("" when every caller shares
+    them), so one tenant cannot learn another's prompts from hits or their latency.
     """
     sampling, stopping = request.sampling, request.stopping
     if not (sampling.greedy or seeded) or stopping.time_limit_s is not None:
         return None
     identity = {
+        "scope": scope,
         "model": [info.model_id, info.revision, info.dtype, info.quantization],
         "input": list(request.prompt_token_ids),
         "sampling": [
@@ -103,9 +110,13 @@ class ResultCache:
         self._observer = observer or NullCacheObserver()
         self._prefix = f"{settings.redis_key_prefix}cache:"
         self._ttl_s = settings.result_cache_ttl_seconds
+        self._max_entry_bytes = settings.result_cache_max_entry_bytes
         self._timeout_s = settings.redis_timeout_seconds
         self._retry_at = 0.0
         self._down = False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
     async def fetch(self, key: str) -> Lookup:
         data = await self._guarded("get", self._redis.get(self._prefix + key))
@@ -123,6 +134,9 @@ class ResultCache:
         kept.ClearField("request_id")
         kept.ClearField("timings")
         data = kept.SerializeToString()
+        if len(data) > self._max_entry_bytes:  # one huge answer may not push out many small ones
+            log.debug("result too large to cache", extra={"bytes": len(data)})
+            return
         await self._guarded("set", self._redis.set(self._prefix + key, data, ex=self._ttl_s))
 
     async def _guarded(self, operation: str, command: Awaitable[T]) -> T | None:

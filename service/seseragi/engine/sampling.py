@@ -104,9 +104,8 @@ class RowSampler:
 def sanitize(logits: torch.Tensor) -> torch.Tensor:
     """NaN becomes -inf (never picked); +inf and huge values are clamped to LOGIT_BOUND."""
     minus_inf = float("-inf")
-    return torch.nan_to_num(logits, nan=minus_inf, posinf=LOGIT_BOUND, neginf=minus_inf).clamp(
-        max=LOGIT_BOUND
-    )
+    cleaned = torch.nan_to_num(logits, nan=minus_inf, posinf=LOGIT_BOUND, neginf=minus_inf)
+    return cleaned.clamp_(max=LOGIT_BOUND)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> None:
@@ -178,19 +177,27 @@ def sample_rows(
     A row that raises, or whose logits hold no finite value, gets (ROW_FAILED, None).
     """
     raw = sanitize(logits.float())
-    adjusted = raw.clone()
-    usable = torch.isfinite(raw).any(dim=-1).tolist()
+    # Sanitized logits hold no NaN or +inf: "no finite value" is "the maximum is -inf".
+    usable = (raw.amax(dim=-1) > float("-inf")).tolist()
+    adjusting = [_adjusts(row, eos_token_ids) for row in rows]
+    adjusted = raw.clone() if any(adjusting) else raw  # a batch of plain rows copies nothing
     for index, row in enumerate(rows):
+        if not adjusting[index]:
+            continue
         try:
             _adjust(adjusted[index], row, eos_token_ids)
         except Exception:  # noqa: BLE001 - one bad row must not fail its neighbours
             log.exception("adjusting logits failed for one row; failing that row only")
             usable[index] = False
     _constrain(raw, adjusted, rows, usable)
-    # A row the adjustments left with nothing (only end-of-sequence was finite, and it is not yet
-    # allowed) takes the model's own choice rather than an arbitrary -inf token.
-    has_choice = torch.isfinite(adjusted).any(dim=-1)
-    greedy_choice = torch.where(has_choice, adjusted.argmax(dim=-1), raw.argmax(dim=-1)).tolist()
+    greedy_choice = raw.argmax(dim=-1).tolist()
+    if adjusted is not raw:
+        # A row the adjustments left with nothing (only end-of-sequence was finite, and it is
+        # not yet allowed) takes the model's own choice rather than an arbitrary -inf token.
+        has_choice = adjusted.amax(dim=-1) > float("-inf")
+        greedy_choice = torch.where(
+            has_choice, adjusted.argmax(dim=-1), torch.tensor(greedy_choice)
+        ).tolist()
     results: list[tuple[int, TokenLogprob | None]] = []
     for index, row in enumerate(rows):
         if not usable[index]:
@@ -234,6 +241,18 @@ def _constrain(
     if emptied:
         adjusted[emptied] = raw[emptied]
         apply_bitmask(adjusted, bitmask, emptied, first.vocab_size)
+
+
+def _adjusts(row: RowSampler, eos_token_ids: tuple[int, ...]) -> bool:
+    """Whether `_adjust` or a grammar changes this row's logits at this step."""
+    params = row.params
+    return (
+        row.grammar is not None
+        or params.repetition_penalty != 1.0
+        or params.penalizes_output
+        or bool(params.logit_bias)
+        or (row.generated < row.min_new_tokens and bool(eos_token_ids or row.stop_token_ids))
+    )
 
 
 def _adjust(logits: torch.Tensor, row: RowSampler, eos_token_ids: tuple[int, ...]) -> None:

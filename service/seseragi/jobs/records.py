@@ -14,6 +14,10 @@ class JobQueueFull(Exception):
     """The job queue holds `max_queued_jobs` jobs."""
 
 
+class SubmitOutcomeUnknown(Exception):
+    """SubmitJob's write was sent but not confirmed: the job may or may not exist."""
+
+
 class CallerJobLimit(Exception):
     """The caller already has `max_jobs_per_caller` jobs queued or running."""
 

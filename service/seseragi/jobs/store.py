@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from seseragi.api.identity import ANONYMOUS
 from seseragi.config import Settings
@@ -27,6 +27,7 @@ from seseragi.jobs.records import (
     JobQueueFull,
     JobRecord,
     LogEntry,
+    SubmitOutcomeUnknown,
     bytes_reply,
     entries_reply,
     hash_reply,
@@ -41,16 +42,41 @@ __all__ = [
     "JobRecord",
     "JobStore",
     "LogEntry",
+    "SubmitOutcomeUnknown",
 ]
 
 GROUP = "workers"
 LIVE_STATES = ("queued", "running")
 ENDED_STATES = ("succeeded", "failed", "cancelled")
 DEPTH_SAMPLE_S = 2.0
+SILENT_WORKER = "its worker stopped responding (died, or lost Redis)"
+RECLAIM_SCANS = 100  # XAUTOCLAIM calls per claim at most: 1,000 pending entries (10 per call)
+
+
+LISTED_FIELDS = (
+    "owner",
+    "state",
+    "created_ms",
+    "updated_ms",
+    "tokens",
+    "attempts",
+    "idempotency_key",
+    "error_code",
+    "error_message",
+)
+LOG_PAGE = 256
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _listed(reply: Any) -> dict[bytes, bytes]:
+    """An HMGET of LISTED_FIELDS as a hash; empty when the job is gone."""
+    values = list(reply)
+    if values[0] is None:
+        return {}
+    return {n.encode(): v for n, v in zip(LISTED_FIELDS, values, strict=True) if v is not None}
 
 
 class JobStore:
@@ -73,6 +99,9 @@ class JobStore:
         self._begin = redis.register_script(scripts.BEGIN)
         self._append = redis.register_script(scripts.APPEND)
         self._end = redis.register_script(scripts.END)
+        self._note_error = redis.register_script(scripts.NOTE_ERROR)
+        self._max_attempts = settings.job_max_attempts
+        self._reclaim_from = b"0-0"  # XAUTOCLAIM's cursor: each scan goes on where the last ended
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -81,7 +110,8 @@ class JobStore:
     def _job(self, job_id: str) -> str:
         return f"{self._prefix}job:{job_id}"
 
-    def _events(self, job_id: str) -> str:
+    def events_key(self, job_id: str) -> str:
+        """The stream holding the job's log."""
         return f"{self._prefix}job:{job_id}:events"
 
     def _owned(self, owner: str) -> str:
@@ -107,7 +137,7 @@ class JobStore:
         cap = 0 if owner == ANONYMOUS else self._max_per_caller  # no identity: the queue's cap
         args += [self._max_queued, request, started, self._ttl_s, cap]
         keys = [self._queue, idem, self._owned(owner), self._live(owner)]
-        outcome, found = await self._submit(keys=keys, args=args)
+        outcome, found = await self._write_once(keys, args)
         if outcome == -1:
             raise JobQueueFull(f"the job queue is full ({self._max_queued} jobs)")
         if outcome == -2:
@@ -115,6 +145,27 @@ class JobStore:
         if outcome == 1:
             self._observer.submitted()
         return found.decode(), outcome == 1
+
+    async def _write_once(self, keys: list[str], args: list[str | int | bytes]) -> Any:
+        """Run SUBMIT so that a failure says whether the job may exist.
+
+        The connection is made (and pinged) first: failing then, nothing was sent and the caller
+        may retry (UNAVAILABLE). Once the script is sent, a lost or late reply leaves the write
+        unknown, and a retry could queue the job twice: SubmitOutcomeUnknown, not retryable.
+        """
+        async with self._redis.client() as connection:
+            await connection.ping()  # a pooled connection Redis closed fails here, unsent
+            try:
+                return await self._submit(keys=keys, args=args, client=connection)
+            except OutOfMemoryError as exc:  # a full job Redis (noeviction) wrote nothing
+                raise JobQueueFull("the job store is out of memory") from exc
+            except ResponseError:
+                raise
+            except (RedisError, OSError) as exc:
+                raise SubmitOutcomeUnknown(
+                    "the job store did not confirm the submission: it may or may not be queued;"
+                    " ListJobs tells, and an idempotency_key makes submitting again safe"
+                ) from exc
 
     async def get(self, job_id: str, owner: str) -> JobRecord:
         fields = hash_reply(await self._redis.hgetall(self._job(job_id)))
@@ -129,9 +180,9 @@ class JobStore:
         more = len(listed) > count
         ids = [bytes_reply(i).decode() for i in listed[:count]]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hgetall(self._job(job_id))
-            found = [hash_reply(reply) for reply in await pipe.execute()]
+            for job_id in ids:  # never the request or result: a page may not read megabytes
+                pipe.hmget(self._job(job_id), LISTED_FIELDS)
+            found = [_listed(reply) for reply in await pipe.execute()]
         gone = [job_id for job_id, fields in zip(ids, found, strict=False) if not fields]
         if gone:
             await self._redis.zrem(self._owned(owner), *gone)
@@ -147,11 +198,9 @@ class JobStore:
         await self._finish(job_id, "cancelled", "cancelled", b"", LIVE_STATES)
         return await self.get(job_id, owner)
 
-    async def log(self, job_id: str, after: bytes, block_ms: int | None) -> list[LogEntry]:
-        """Log entries after the entry id `after` (b"0-0": all), waiting up to block_ms for one."""
-        client = self._redis if block_ms is None else self._blocking
-        count = None if block_ms is None else 256
-        reply = await client.xread({self._events(job_id): after}, count=count, block=block_ms)
+    async def log(self, job_id: str, after: bytes, count: int | None = LOG_PAGE) -> list[LogEntry]:
+        """Log entries after the entry id `after` (b"0-0": all), `count` at most (None: all)."""
+        reply = await self._redis.xread({self.events_key(job_id): after}, count=count)
         return [
             LogEntry(entry_id, int(fields[b"n"]), fields[b"k"].decode(), fields[b"e"])
             for entry_id, fields in entries_reply(reply)
@@ -168,10 +217,7 @@ class JobStore:
             return None
 
     async def _claim(self, consumer: str, visibility_ms: int, block_ms: int) -> Claimed | None:
-        reclaimed: Any = await self._redis.xautoclaim(
-            self._queue, GROUP, consumer, min_idle_time=visibility_ms, start_id="0-0", count=1
-        )
-        entries = entries_reply([(self._queue, reclaimed[1])])
+        entries = await self._reclaim(consumer, visibility_ms)
         if entries:
             self._observer.reclaimed()
         else:
@@ -183,6 +229,31 @@ class JobStore:
                 return None
         message_id, fields = entries[0]
         return Claimed(message_id, fields[b"job"].decode())
+
+    async def _reclaim(
+        self, consumer: str, visibility_ms: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """A silent worker's job, if any: XAUTOCLAIM scans 10 pending entries per call from its
+        cursor, so follow the cursor (across calls too) until a full pass, or one is found."""
+        ends_left = 2 if self._reclaim_from != b"0-0" else 1  # started mid-way: wrap once
+        for _ in range(RECLAIM_SCANS):
+            reply: Any = await self._redis.xautoclaim(
+                self._queue,
+                GROUP,
+                consumer,
+                min_idle_time=visibility_ms,
+                start_id=self._reclaim_from,
+                count=1,
+            )
+            self._reclaim_from = reply[0]
+            entries = entries_reply([(self._queue, reply[1])])
+            if entries:
+                return entries
+            if reply[0] == b"0-0":
+                ends_left -= 1
+                if not ends_left:
+                    break
+        return []
 
     async def sample_depth(self) -> int:
         """Report the queue's depth (queued and running jobs) to the observer, and return it."""
@@ -202,16 +273,33 @@ class JobStore:
         await self._redis.xdel(self._queue, message_id)
 
     async def begin(self, job_id: str) -> JobRecord | None:
-        """Mark the job running for one more attempt; None when it needs no work."""
-        if not await self._begin(keys=[self._job(job_id)], args=[_now_ms()]):
+        """Mark the job running for one more attempt; None when it needs no work, or when it has
+        used every attempt: then it ends FAILED with its last error, for its owner to see."""
+        args: list[str | int] = [_now_ms(), self._max_attempts, SILENT_WORKER]
+        begun = int(await self._begin(keys=[self._job(job_id)], args=args))
+        if begun == -1:
+            await self._give_up(job_id)
+        if begun != 1:
             return None
         fields = hash_reply(await self._redis.hgetall(self._job(job_id)))
         return JobRecord.from_hash(job_id, fields)
 
+    async def note_error(self, job_id: str, code: str, message: str) -> None:
+        """Record why the running attempt failed; the job is retried, and ends with it if not."""
+        await self._note_error(keys=[self._job(job_id)], args=[code, message])
+
+    async def _give_up(self, job_id: str) -> None:
+        code, message = await self._redis.hmget(
+            self._job(job_id), ["last_error_code", "last_error_message"]
+        )
+        last = bytes_reply(message or b"").decode() or "unknown"
+        failed = f"gave up after {self._max_attempts} attempts; the last: {last}"
+        await self.fail(job_id, bytes_reply(code or b"ABORTED").decode(), failed)
+
     async def append(self, job_id: str, tokens: int, event: bytes) -> bool:
         """Log a delta once per token count; False once the job stopped running (cancelled)."""
         written = await self._append(
-            keys=[self._job(job_id), self._events(job_id)], args=[tokens, event, _now_ms()]
+            keys=[self._job(job_id), self.events_key(job_id)], args=[tokens, event, _now_ms()]
         )
         return int(written) >= 0
 
@@ -237,9 +325,10 @@ class JobStore:
     ) -> None:
         """End the job unless it already left `from_states`; only the call that ends it counts."""
         pairs = [item for name, value in fields.items() for item in (name, value)]
+        args: list[str | bytes | int] = [state, kind, event, _now_ms(), self._ttl_s]
+        args += [",".join(from_states), GROUP, self._prefix, *pairs]
         reply = await self._end(
-            keys=[self._job(job_id), self._events(job_id), self._queue],
-            args=[state, kind, event, _now_ms(), self._ttl_s, ",".join(from_states), GROUP, *pairs],
+            keys=[self._job(job_id), self.events_key(job_id), self._queue], args=args
         )
         if reply and int(reply[0]) == 1:
             self._observer.ended(state)

@@ -4,11 +4,13 @@ Delivery is at least once: a job stays in the queue's pending list until it ends
 worker renews its claim while it runs. A worker that dies goes silent, and after the visibility
 timeout another worker reclaims the job and runs it again from the start; the seed was fixed at
 submission, so the rerun yields the same tokens and the log only gains the ones it lacked.
+After `job_max_attempts` attempts a job ends FAILED with its last error instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -114,6 +116,12 @@ class JobWorker:
                 "job left for another worker: redis unreachable",
                 extra={"job_id": claimed.job_id, "error": repr(exc)},
             )
+        except Exception as exc:  # noqa: BLE001 - noted as the attempt's error; retried later
+            log.exception("job attempt failed", extra={"job_id": claimed.job_id})
+            status = to_status(exc, "")
+            code = code_pb2.Code.Name(status.code)
+            with contextlib.suppress(RedisError, OSError):
+                await self._store.note_error(claimed.job_id, code, status.message)
 
     async def _run(self, record: JobRecord, claimed: Claimed) -> None:
         request = pb.GenerateRequest.FromString(record.request)

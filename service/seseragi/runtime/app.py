@@ -23,6 +23,7 @@ from seseragi.cache.result_cache import ResultCache
 from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient
 from seseragi.jobs.store import JobStore, sample_depth_forever
+from seseragi.jobs.tail import BLOCK_MS, LogTail
 from seseragi.jobs.worker import JobWorker
 from seseragi.model.loader import LoadedModel, load
 from seseragi.runtime.backend import Backend
@@ -53,6 +54,7 @@ class RunningServer:
     worker: JobWorker | None = None
     http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
     dead_engine: asyncio.Future[None] | None = None  # marking NOT_SERVING after an engine death
+    results: ResultCache | None = None
 
 
 async def start(settings: Settings) -> RunningServer:
@@ -76,15 +78,17 @@ async def start(settings: Settings) -> RunningServer:
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    redis = redis_link.connect(settings)
-    results = (
-        ResultCache(redis, settings, telemetry.cache_observer()) if settings.result_cache else None
-    )
+    results = None
+    if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
+        cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
+        results = ResultCache(cache_redis, settings, telemetry.cache_observer())
     servicer = GenerationServicer(settings, telemetry, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    redis = redis_link.connect(settings)
     blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
     job_store = JobStore(redis, blocking, settings, telemetry.job_observer())
-    jobs = JobServicer(settings, job_store)
+    tail = LogTail(redis_link.connect_one(settings, blocking_seconds=BLOCK_MS / 1000))
+    jobs = JobServicer(settings, job_store, tail)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
         (
@@ -105,7 +109,16 @@ async def start(settings: Settings) -> RunningServer:
     if settings.http_port >= 0:
         http = await HttpServer.start(servicer.generations, settings, telemetry.http_observer())
     return RunningServer(
-        server, port, health_servicer, servicer, telemetry, jobs, job_store, sampler, http=http
+        server,
+        port,
+        health_servicer,
+        servicer,
+        telemetry,
+        jobs,
+        job_store,
+        sampler,
+        http=http,
+        results=results,
     )
 
 
@@ -181,6 +194,9 @@ async def drain_and_stop(
     await asyncio.gather(running.depth_sampler, return_exceptions=True)
     running.telemetry.stop()
     await running.job_store.close()
+    await running.jobs.close()
+    if running.results is not None:
+        await running.results.close()
     log.info("stopped")
 
 

@@ -16,8 +16,16 @@ INFO = ModelInfo("smollm2", "sha256:aaaa", "float32", "cpu", "none", 32, 8192, (
 GREEDY = Request("r1", (1, 2, 3), SamplingParams(temperature=0.0, seed=7), StoppingParams(16))
 
 
-def key(request: Request = GREEDY, info: ModelInfo = INFO, *, seeded: bool = False) -> str | None:
-    return cache_key(request, info, seeded=seeded)
+def key(
+    request: Request = GREEDY, info: ModelInfo = INFO, *, seeded: bool = False, scope: str = "a"
+) -> str | None:
+    return cache_key(request, info, seeded=seeded, scope=scope)
+
+
+def test_each_scope_has_its_own_key() -> None:
+    assert key(scope="alice") != key(scope="bob")
+    assert key(scope="") != key(scope="alice")
+    assert key(scope="alice") == key(scope="alice")
 
 
 def test_greedy_has_a_key_that_ignores_the_request_id_and_seed() -> None:

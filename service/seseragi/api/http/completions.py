@@ -69,7 +69,7 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
         requests = [choice for p in parsed for choice in expand(p, body.n)]
         cache = CacheLookup(None, "bypass")
         if len(requests) == 1:
-            cache = await generations.lookup(wanted[0], parsed[0], backend)
+            cache = await generations.lookup(wanted[0], parsed[0], backend, who)
         run = choices.Run(generations, backend, requests, cache)
         if cache.response is None:
             run.admit()

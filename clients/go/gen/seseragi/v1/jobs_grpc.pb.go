@@ -18,7 +18,11 @@ const _ = grpc.SupportPackageIsVersion7
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type JobServiceClient interface {
 	// SubmitJob validates a generate request and queues it. Submitting again
-	// with the same idempotency key returns the job already submitted.
+	// with the same idempotency key returns the job already submitted. Without a
+	// key a job is never created twice by a retry: when the write may have
+	// reached Redis but its outcome is unknown the call ends ABORTED (reason
+	// SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+	// means nothing was written, so it is safe to retry.
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*SubmitJobResponse, error)
 	// GetJob returns a job's state, and its result once it has succeeded.
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
@@ -115,7 +119,11 @@ func (c *jobServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, op
 // for forward compatibility
 type JobServiceServer interface {
 	// SubmitJob validates a generate request and queues it. Submitting again
-	// with the same idempotency key returns the job already submitted.
+	// with the same idempotency key returns the job already submitted. Without a
+	// key a job is never created twice by a retry: when the write may have
+	// reached Redis but its outcome is unknown the call ends ABORTED (reason
+	// SUBMIT_OUTCOME_UNKNOWN), which clients and Envoy do not retry; UNAVAILABLE
+	// means nothing was written, so it is safe to retry.
 	SubmitJob(context.Context, *SubmitJobRequest) (*SubmitJobResponse, error)
 	// GetJob returns a job's state, and its result once it has succeeded.
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
