@@ -9,6 +9,7 @@ what they in turn require), so `pip install --no-index` fails if the client decl
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,6 +23,7 @@ from tests.servers import REPO_ROOT, ServerThread
 
 pytestmark = pytest.mark.integration
 
+IGNORED = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
 ALLOWED = ("grpcio", "grpcio-status", "protobuf")  # the client's, besides the contract
 
 CALL = """
@@ -72,10 +74,12 @@ def link_distribution(name: str, into: Path) -> None:
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("client-venv")
     wheels, deps, env = root / "wheels", root / "deps", root / "venv"
+    sources = [root / "src" / "contract", root / "src" / "client"]  # setuptools builds in place
+    shutil.copytree(REPO_ROOT / "contract", sources[0], ignore=IGNORED)
+    shutil.copytree(REPO_ROOT / "clients" / "python", sources[1], ignore=IGNORED)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--quiet", "--wheel-dir", str(wheels)]
-        + [str(REPO_ROOT / "contract"), str(REPO_ROOT / "clients" / "python")],
+        + ["--quiet", "--wheel-dir", str(wheels), *map(str, sources)],
         check=True,
         timeout=300,
     )
