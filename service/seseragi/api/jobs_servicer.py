@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf import timestamp_pb2
 
+from seseragi.api.convert import responses
 from seseragi.api.convert.requests import MAX_REQUEST_ID_LENGTH, parse_generate
 from seseragi.api.errors import (
     FieldViolation,
@@ -115,11 +116,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             # Fixed now, so every attempt of the job generates the same tokens.
             generate.request_id = parsed.request_id
             generate.sampling.seed = parsed.sampling.seed
-            started = pb.Started(
-                request_id=parsed.request_id,
-                input_token_count=len(parsed.prompt_token_ids),
-                seed=parsed.sampling.seed,
-            )
+            started = responses.started(parsed)
             owner = self._caller(context)
             job_id, created = await self._store.submit(
                 owner,

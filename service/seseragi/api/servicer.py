@@ -82,12 +82,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         try:
             async with error_boundary(context, first.request_id):
                 yield pb.GenerateStreamResponse(
-                    started=pb.Started(
-                        request_id=first.request_id,
-                        input_token_count=len(first.prompt_token_ids),
-                        seed=first.sampling.seed,
-                        queue_position=run.handles[0].queue_position,
-                    )
+                    started=responses.started(first, run.handles[0].queue_position)
                 )
                 idle_s = self._settings.heartbeat_interval_seconds
                 async for piece in choices.events(run, idle_s):

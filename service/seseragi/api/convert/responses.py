@@ -6,7 +6,7 @@ from google.protobuf import duration_pb2
 
 from seseragi.api import identity
 from seseragi.config import Settings
-from seseragi.engine.types import Finished, StopReason, TextDelta, TokenLogprob
+from seseragi.engine.types import Finished, Request, StopReason, TextDelta, TokenLogprob
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -174,13 +174,23 @@ def from_cache(
     return response
 
 
+def started(request: Request, queue_position: int = 0) -> pb.Started:
+    """What a stream (or a job) says first: the request's id, input size, seed and queue place."""
+    return pb.Started(
+        request_id=request.request_id,
+        input_token_count=len(request.prompt_token_ids),
+        seed=request.sampling.seed,
+        queue_position=queue_position,
+    )
+
+
 def replay(response: pb.GenerateResponse) -> list[pb.GenerateStreamResponse]:
     """A whole result as the events of a stream: started, one delta, final."""
     started = pb.Started(
         request_id=response.request_id,
         input_token_count=response.usage.input_tokens,
         seed=response.seed,
-    )
+    )  # a replay's facts come from the stored response, not from an engine request
     piece = pb.Delta(
         text=response.text,
         token_ids=response.token_ids,
