@@ -15,10 +15,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# ---- sources: only what `pip install .` needs ----------------------------------------------------
+# ---- sources: the three distributions: contract, client, service ---------------------------------
 FROM base AS sources
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY contract ./contract
 COPY service ./service
 COPY clients/python ./clients/python
 
@@ -27,14 +28,14 @@ FROM sources AS venv-cpu
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 RUN python -m venv /opt/venv \
  && pip install --index-url "${TORCH_CPU_INDEX}" torch==2.13.0 \
- && pip install /src
+ && pip install /src/contract /src/clients/python /src
 
 # ---- venv-cuda: a CUDA build of torch; bitsandbytes' wheel carries its CUDA kernels -----------
 FROM sources AS venv-cuda
 ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 RUN python -m venv /opt/venv \
  && pip install --index-url "${TORCH_CUDA_INDEX}" torch==2.13.0 \
- && pip install /src
+ && pip install /src/contract /src/clients/python /src
 
 # ---- model: convert the default model once (safetensors, device independent) -----------------
 FROM venv-cpu AS model

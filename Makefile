@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-GEN_DIR := service/seseragi/v1
+GEN_DIR := contract/seseragi_contract/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
 .PHONY: run test venv model redis bench-peers bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
@@ -18,11 +18,11 @@ test: $(STAMP) model redis observability-tools lint proto-check clients-check we
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml contract/pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./contract -e ./clients/python -e '.[dev]'
 	touch $(STAMP)
 
 observability-tools: ## promtool, which checks deploy/prometheus (Debian's prometheus package).
@@ -46,13 +46,18 @@ ifndef SESERAGI_REDIS_URL
 	  echo "no Redis answers at 127.0.0.1:6379" >&2; exit 1
 endif
 
-proto: $(STAMP) ## Regenerate the Python code from protos/ (committed; `proto-check` proves it current).
-	rm -rf $(GEN_DIR) && mkdir -p $(GEN_DIR)
+proto: $(STAMP) ## Regenerate the contract package's Python code from protos/ (committed; `proto-check` proves it current).
+	rm -rf $(GEN_DIR) build/proto && mkdir -p build/proto
 	$(BIN)/python -m grpc_tools.protoc -I protos -I $(PROTO_INCLUDE) \
-	  --python_out=service --grpc_python_out=service \
-	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=service \
-	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=service \
+	  --python_out=build/proto --grpc_python_out=build/proto \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=build/proto \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=build/proto \
 	  $$(find protos/seseragi -name '*.proto')
+	mv build/proto/seseragi/v1 $(GEN_DIR)
+	@# protoc names modules after the proto path (seseragi.v1); the distribution's import name is
+	@# seseragi_contract.v1, so the imports and module names it writes are renamed to match.
+	sed -i -e 's/^from seseragi\.v1 import /from seseragi_contract.v1 import /' \
+	  -e "s/'seseragi\.v1\.\([a-z0-9_]*_pb2\)'/'seseragi_contract.v1.\1'/" $(GEN_DIR)/*.py $(GEN_DIR)/*.pyi
 	printf '"""Generated from protos/seseragi/v1 by `make proto`. Do not edit."""\n' > $(GEN_DIR)/__init__.py
 
 proto-check: $(STAMP) ## Fail when the committed generated code differs from what the protos produce.

@@ -12,8 +12,8 @@ from bench.metrics import RequestTiming, ScenarioResult, summarize
 from bench.prompts import RenderedPrompt
 from bench.rss import RssSampler
 from bench.workload import Workload
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 
 CALL_TIMEOUT_SECONDS = 900.0
 

@@ -12,8 +12,8 @@ from bench.grpc_load import build_request, stream_one
 from bench.metrics import RequestTiming
 from bench.probes import arrival_values, conversation_values
 from bench.prompts import RenderedPrompt
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 
 Stub = generation_pb2_grpc.GenerationServiceStub
 CONVERSATION_NEW_TOKENS = 8

@@ -21,8 +21,8 @@ import grpc
 
 from bench.server_proc import ServerProcess
 from seseragi.config import Settings
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from tests.redis_servers import delete_keys
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"

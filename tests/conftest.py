@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from seseragi.model.loader import LoadedModel, load
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.redis_servers import delete_keys
 from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings
 

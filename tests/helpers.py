@@ -11,8 +11,8 @@ from typing import Any
 
 import grpc
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 
 CAPITAL_QUESTION = "What is the capital of France?"
 

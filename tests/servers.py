@@ -11,11 +11,11 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from seseragi.api.identity import SECRET_HEADER, SUBJECT_HEADER
 from seseragi.config import Settings
 from seseragi.engine.handle import EngineStats
 from seseragi.model.loader import LoadedModel
-from seseragi.server.app import RunningServer, become_ready, drain_and_stop, start
-from seseragi.server.identity import SECRET_HEADER, SUBJECT_HEADER
+from seseragi.runtime.app import RunningServer, become_ready, drain_and_stop, start
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -214,8 +214,8 @@ def _stack(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from seseragi import logs
-    from seseragi.server.app import serve
-    from seseragi.server.identity import UnguardedStart
+    from seseragi.api.identity import UnguardedStart
+    from seseragi.runtime.app import serve
 
     settings = Settings()
     logs.configure(settings.log_level)
@@ -229,7 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from seseragi import logs
-    from seseragi.server.worker_process import work
+    from seseragi.runtime.worker import work
 
     settings = Settings()
     logs.configure(settings.log_level)

@@ -47,13 +47,18 @@ def test_context_builds_the_package_and_leaves_the_rest_out(tmp_path: Path) -> N
     for path in context:
         (tmp_path / "context" / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / path, tmp_path / "context" / path)
+    context_dir = tmp_path / "context"
+    projects = [context_dir / "contract", context_dir / "clients" / "python", context_dir]
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index"]
-        + ["--quiet", "--wheel-dir", str(tmp_path / "wheels"), str(tmp_path / "context")],
+        + ["--quiet", "--wheel-dir", str(tmp_path / "wheels"), *map(str, projects)],
         check=True,
         timeout=300,
     )
-    (wheel,) = (tmp_path / "wheels").glob("seseragi-*.whl")
+    (wheel,) = (tmp_path / "wheels").glob("seseragi-0*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "seseragi/cli.py" in names and "seseragi_client/__init__.py" in names
-    assert "seseragi/v1/generation_pb2.py" in names
+    assert "seseragi/cli.py" in names and not any(n.startswith("seseragi_c") for n in names)
+    (contract,) = (tmp_path / "wheels").glob("seseragi_contract-*.whl")
+    assert "seseragi_contract/v1/generation_pb2.py" in zipfile.ZipFile(contract).namelist()
+    (client,) = (tmp_path / "wheels").glob("seseragi_client-*.whl")
+    assert "seseragi_client/__init__.py" in zipfile.ZipFile(client).namelist()

@@ -10,7 +10,7 @@ import yaml
 
 from seseragi.config import Settings
 from seseragi.edge import deploy
-from seseragi.server.app import SERVICE_NAME
+from seseragi.runtime.app import SERVICE_NAME
 from tests.deploy import dockerfile
 from tests.servers import REPO_ROOT
 

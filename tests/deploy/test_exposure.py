@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from seseragi.api.identity import is_loopback
 from seseragi.edge import deploy
-from seseragi.server.identity import is_loopback
 from tests.deploy import dockerfile, test_kubernetes
 from tests.servers import REPO_ROOT
 

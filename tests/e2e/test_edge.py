@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from seseragi.api.identity import SUBJECT_HEADER
 from seseragi.config import Settings
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SUBJECT_HEADER
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 from tests.servers import ServerThread, make_settings

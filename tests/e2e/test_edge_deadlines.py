@@ -10,7 +10,7 @@ import pytest
 
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings
 from tests.helpers import as_stream, chat
 from tests.servers import TEST_EDGE_SECRET, ServerThread, make_settings

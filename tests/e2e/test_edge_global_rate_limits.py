@@ -12,8 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seseragi.edge import ratelimit, tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings
 from tests.rate_limit_service import RateLimitService
 from tests.servers import ServerThread, make_settings

@@ -16,8 +16,8 @@ import pytest
 
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings
 from tests.servers import ServerThread, make_settings
 

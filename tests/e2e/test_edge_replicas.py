@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from seseragi.edge import tokens
-from seseragi.v1 import generation_pb2, generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2, generation_pb2_grpc
 from tests.edges import EnvoyProcess, edge_settings, free_port
 from tests.helpers import as_stream, chat, read_stream
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from seseragi.server.app import drain_and_stop, start
+from seseragi.runtime.app import drain_and_stop, start
 from tests.e2e.test_lifecycle import free_port
 from tests.servers import ServerThread, make_settings
 

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from seseragi.api.identity import SUBJECT_HEADER
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SUBJECT_HEADER
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.e2e.test_cli_and_grpcurl import grpcurl
 from tests.helpers import chat
 from tests.redis_servers import delete_keys

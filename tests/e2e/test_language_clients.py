@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
+from seseragi.api.identity import SECRET_HEADER
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SECRET_HEADER
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests import clients
 from tests.edges import EnvoyProcess, edge_settings
 from tests.helpers import chat

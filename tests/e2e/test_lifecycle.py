@@ -14,7 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 
 pytestmark = pytest.mark.e2e

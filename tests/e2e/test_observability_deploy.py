@@ -22,7 +22,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.deploy import test_autoscaling, test_kubernetes
 from tests.e2e.test_lifecycle import free_port
 from tests.helpers import as_stream, chat, read_stream

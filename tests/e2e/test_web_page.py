@@ -19,12 +19,12 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from seseragi.api.identity import SECRET_HEADER
 from seseragi.edge import tokens
 from seseragi.edge.web import PageServer, page_url
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SECRET_HEADER
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests import clients
 from tests.edges import EnvoyProcess, edge_settings
 from tests.helpers import as_stream, chat

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import pytest
 from grpc_status import rpc_status
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 from tests.servers import ServerThread, make_settings
 

@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seseragi.engine.core_client import CoreClient, CoreStartFailed
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat
 from tests.servers import ServerThread, make_settings
 

@@ -7,8 +7,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat
 
 pytestmark = pytest.mark.integration

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from seseragi.server.request_parsing import (
+from seseragi.api.convert.requests import (
     MAX_REPETITION_PENALTY,
     MAX_TEMPERATURE,
     MIN_REPETITION_PENALTY,
 )
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import as_stream, chat, read_stream
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import time
 import grpc
 import pytest
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 
 pytestmark = pytest.mark.integration

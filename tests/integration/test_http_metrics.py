@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from seseragi.api.identity import SECRET_HEADER
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SECRET_HEADER
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.integration

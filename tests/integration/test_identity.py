@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from seseragi.api.identity import SECRET_HEADER, SUBJECT_HEADER
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SECRET_HEADER, SUBJECT_HEADER
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from tests.helpers import chat
 from tests.redis_servers import delete_keys
 from tests.servers import (

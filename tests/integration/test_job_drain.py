@@ -10,10 +10,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from seseragi.api.identity import SUBJECT_HEADER
 from seseragi.config import Settings
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SUBJECT_HEADER
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.helpers import chat
 from tests.integration.test_telemetry import scrape, value
 from tests.redis_servers import delete_keys

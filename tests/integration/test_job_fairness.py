@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.helpers import chat
 from tests.redis_servers import delete_keys
 from tests.servers import (

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import redis
 
+from seseragi.api.errors import to_status
+from seseragi.cache import redis_link
 from seseragi.config import Settings
-from seseragi.server import redis_link
-from seseragi.server.errors import to_status
-from seseragi.server.jobs.store import GROUP, JobStore, SubmitOutcomeUnknown
-from seseragi.v1 import generation_pb2 as pb
+from seseragi.jobs.store import GROUP, JobStore, SubmitOutcomeUnknown
+from seseragi_contract.v1 import generation_pb2 as pb
 from tests.redis_servers import PrivateRedis
 from tests.servers import make_settings
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.helpers import chat
 from tests.redis_servers import PrivateRedis
 from tests.servers import TEST_EDGE_SECRET, ServerThread, as_caller, make_settings

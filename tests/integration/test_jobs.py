@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, chat
 from tests.redis_servers import delete_keys
 from tests.servers import (

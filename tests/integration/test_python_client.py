@@ -11,10 +11,10 @@ import grpc
 import pytest
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import jobs_pb2
 from seseragi_client import AsyncClient, Client, RetryEvent, RetryPolicy, SeseragiError
 from seseragi_client.retry import RetryHook
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import jobs_pb2
 from tests.helpers import CAPITAL_QUESTION, read_stream
 from tests.redis_servers import delete_keys
 from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings

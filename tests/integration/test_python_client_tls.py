@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from seseragi.server.servicer import GenerationServicer
-from seseragi.v1 import generation_pb2_grpc
+from seseragi.api.servicer import GenerationServicer
 from seseragi_client import NO_RETRY, Client, SeseragiError
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION
 from tests.servers import ServerThread
 

@@ -8,8 +8,8 @@ import grpc
 import pytest
 
 from seseragi.model.loader import load
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, chat
 from tests.servers import ServerThread, make_settings
 

@@ -10,9 +10,9 @@ import pytest
 import redis
 import yaml
 
-from seseragi.server import redis_link
-from seseragi.server.jobs.store import JobQueueFull, JobStore
-from seseragi.v1 import generation_pb2 as pb
+from seseragi.cache import redis_link
+from seseragi.jobs.store import JobQueueFull, JobStore
+from seseragi_contract.v1 import generation_pb2 as pb
 from tests.redis_servers import PrivateRedis
 from tests.servers import REPO_ROOT, make_settings
 

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat, read_stream
 from tests.integration.test_telemetry import scrape, value
 from tests.redis_servers import PrivateRedis

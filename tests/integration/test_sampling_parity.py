@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat
 
 pytestmark = pytest.mark.integration

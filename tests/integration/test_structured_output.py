@@ -16,8 +16,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from seseragi.model.loader import LoadedModel
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import as_stream, chat, read_stream
 from tests.servers import ServerThread, make_settings
 

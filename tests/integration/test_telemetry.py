@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
+from seseragi.api.identity import SUBJECT_HEADER
 from seseragi.model.loader import LoadedModel
-from seseragi.server.identity import SUBJECT_HEADER
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from tests.helpers import as_stream, chat, read_stream
 from tests.servers import REDIS_TEST_PREFIX, ServerThread, make_settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.api import annotations_pb2
 
-from seseragi.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2 as pb
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
 """A small typed Python client for Seseragi over the generated gRPC stubs.
 
-The request and response types are the generated `seseragi.v1` modules (`generation_pb2`,
-`jobs_pb2`), installed with this package from `service/seseragi/v1`.
+The request and response types are the generated modules of the contract package
+(`seseragi_contract.v1.generation_pb2`, `jobs_pb2`), a dependency of this one.
 """
 
 from seseragi_client.async_client import AsyncClient

@@ -8,8 +8,6 @@ from typing import Any, TypeVar, Unpack
 import grpc
 from google.protobuf.message import Message
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from seseragi_client import retry
 from seseragi_client.connection import Connection, Metadata
 from seseragi_client.errors import SeseragiError
@@ -23,6 +21,8 @@ from seseragi_client.requests import (
 )
 from seseragi_client.retry import RetryHook, RetryPolicy
 from seseragi_client.sync_client import DEFAULT_TIMEOUT_S
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 R = TypeVar("R")
 

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-# The detail types the service sends (see service/seseragi/server/errors.py); others are skipped.
+# The detail types the service sends (see service/seseragi/api/errors.py); others are skipped.
 DETAIL_TYPES: tuple[type[Message], ...] = (
     error_details_pb2.BadRequest,
     error_details_pb2.ErrorInfo,

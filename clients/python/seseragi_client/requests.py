@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import jobs_pb2
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import jobs_pb2
 
 Turn = tuple[str, str]  # (role, content), e.g. ("user", "Hello")
 

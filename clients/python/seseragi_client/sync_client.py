@@ -8,8 +8,6 @@ from typing import Any, TypeVar, Unpack
 import grpc
 from google.protobuf.message import Message
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from seseragi_client import retry
 from seseragi_client.connection import Connection, Metadata
 from seseragi_client.errors import SeseragiError
@@ -22,6 +20,8 @@ from seseragi_client.requests import (
     tokenize_request,
 )
 from seseragi_client.retry import RetryHook, RetryPolicy
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
 R = TypeVar("R")
 DEFAULT_TIMEOUT_S = 300.0

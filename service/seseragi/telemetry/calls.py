@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 
-from seseragi.server.identity import caller
 from seseragi.telemetry.metrics import Metrics
 from seseragi.telemetry.trace_context import current_trace_id
 
@@ -53,10 +52,15 @@ def annotate(**fields: object) -> None:
         record.fields.update(fields)
 
 
+Caller = Callable[[grpc.aio.ServicerContext], str]
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, metrics: Metrics, edge_secret: str) -> None:
+    """`caller` names who is calling; the API layer supplies it, so telemetry imports no API."""
+
+    def __init__(self, metrics: Metrics, caller: Caller) -> None:
         self._metrics = metrics
-        self._edge_secret = edge_secret
+        self._caller = caller
 
     async def intercept_service(
         self,
@@ -102,7 +106,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[CallRecord]:
         m = self._metrics
-        record = begin(full_method, caller(context, self._edge_secret))
+        record = begin(full_method, self._caller(context))
         m.grpc_started.labels(*labels).inc()
         in_flight = m.grpc_streams_in_flight.labels(*labels) if streaming else None
         if in_flight is not None:

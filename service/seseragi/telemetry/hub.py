@@ -16,7 +16,7 @@ from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Finished
 from seseragi.model.loader import ModelInfo
 from seseragi.telemetry import tracing
-from seseragi.telemetry.calls import CallInterceptor, annotate
+from seseragi.telemetry.calls import Caller, CallInterceptor, annotate
 from seseragi.telemetry.engine_metrics import EngineMetrics
 from seseragi.telemetry.http_metrics import HttpMetrics
 from seseragi.telemetry.metrics import Metrics, serve_metrics
@@ -48,11 +48,11 @@ class Telemetry:
     def metrics_port(self) -> int | None:
         return None if self.exporter is None else int(self.exporter.server_port)
 
-    def interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+    def interceptors(self, caller: Caller) -> list[grpc.aio.ServerInterceptor]:
         """Tracing outermost, so the call interceptor's log line already knows the trace id."""
         return [
             tracing.rpc_interceptor(self.tracer_provider),
-            CallInterceptor(self.metrics, self.settings.edge_secret),
+            CallInterceptor(self.metrics, caller),
         ]
 
     def http_observer(self) -> HttpMetrics:

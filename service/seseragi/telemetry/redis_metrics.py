@@ -1,7 +1,7 @@
 """Observers that turn result cache and job events into Prometheus samples.
 
-They implement `seseragi.server.result_cache.CacheObserver` and
-`seseragi.server.jobs.observer.JobObserver`, so the cache and the job code import no metrics.
+They implement `seseragi.cache.result_cache.CacheObserver` and
+`seseragi.jobs.observer.JobObserver`, so the cache and the job code import no metrics.
 """
 
 from __future__ import annotations

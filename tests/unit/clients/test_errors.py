@@ -8,8 +8,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
+from seseragi.api.errors import FieldViolation, InvalidRequest, NotReady, to_status
 from seseragi.engine.errors import EngineFull
-from seseragi.server.errors import FieldViolation, InvalidRequest, NotReady, to_status
 from seseragi_client import SeseragiError
 
 pytestmark = pytest.mark.unit

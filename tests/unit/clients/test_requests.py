@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from seseragi.v1 import generation_pb2 as pb
-from seseragi.v1 import jobs_pb2
 from seseragi_client import build_request
 from seseragi_client.requests import WatchCursor, generate_request, stream_request
+from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi_contract.v1 import jobs_pb2
 
 pytestmark = pytest.mark.unit
 

@@ -8,14 +8,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seseragi.engine.sampling import ROW_FAILED, RowSampler, logits_to_probs, sample_rows
-from seseragi.engine.types import SamplingParams
-from seseragi.server.request_parsing import (
+from seseragi.api.convert.requests import (
     MAX_REPETITION_PENALTY,
     MAX_TEMPERATURE,
     MIN_REPETITION_PENALTY,
     as_float32,
 )
+from seseragi.engine.sampling import ROW_FAILED, RowSampler, logits_to_probs, sample_rows
+from seseragi.engine.types import SamplingParams
 
 pytestmark = pytest.mark.unit
 CPU = torch.device("cpu")

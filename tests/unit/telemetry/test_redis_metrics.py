@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from seseragi.cache import redis_link
+from seseragi.cache.result_cache import ResultCache
 from seseragi.config import Settings
-from seseragi.server import redis_link
-from seseragi.server.result_cache import ResultCache
 from seseragi.telemetry.metrics import Metrics
 from seseragi.telemetry.redis_metrics import CacheMetrics, JobMetrics
 from tests.redis_servers import free_port

@@ -1,0 +1,1 @@
+"""Seseragi's API contract: the Python code generated from protos/ (grpcio and protobuf only)."""

@@ -1,0 +1,1 @@
+"""Protobuf requests to engine requests and engine events to protobuf messages, both ways."""

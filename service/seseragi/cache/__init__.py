@@ -1,0 +1,1 @@
+"""The exact-match result cache in Redis, and the bounded Redis connections it shares with jobs."""

@@ -1,0 +1,229 @@
+"""Assemble the gRPC server and run its life: bind, load, warm up, serve, drain, exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from seseragi.api.boundary import ErrorBoundary
+from seseragi.api.http.server import HttpServer
+from seseragi.api.identity import EdgeGuard, caller, check_start
+from seseragi.api.jobs_servicer import JobServicer
+from seseragi.api.servicer import GenerationServicer
+from seseragi.cache import redis_link
+from seseragi.cache.result_cache import ResultCache
+from seseragi.config import Settings
+from seseragi.engine.handle import EngineClient
+from seseragi.jobs.store import JobStore, sample_depth_forever
+from seseragi.jobs.tail import BLOCK_MS, LogTail
+from seseragi.jobs.worker import JobWorker
+from seseragi.model.loader import LoadedModel, load
+from seseragi.runtime.backend import Backend
+from seseragi.runtime.engines import load_front_end, open_engine, warm_up
+from seseragi.telemetry.hub import Telemetry
+from seseragi_contract.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+JOB_SERVICE_NAME = jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name
+LIVENESS = ""  # the empty name: the process is up and the port is bound
+
+
+@dataclass(slots=True)
+class RunningServer:
+    """A started server; `backend` appears once the model is loaded and warm."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    servicer: GenerationServicer
+    telemetry: Telemetry
+    jobs: JobServicer
+    job_store: JobStore
+    depth_sampler: asyncio.Task[None]
+    backend: Backend | None = None
+    worker: JobWorker | None = None
+    http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
+    dead_engine: asyncio.Future[None] | None = None  # marking NOT_SERVING after an engine death
+    results: ResultCache | None = None
+
+
+async def start(settings: Settings) -> RunningServer:
+    """Bind the port and report liveness at once; the model is not loaded yet."""
+    check_start(
+        settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
+    )
+    telemetry = Telemetry.start(settings)
+    server = grpc.aio.server(
+        # Telemetry outermost, so calls the edge guard refuses are counted and logged too.
+        interceptors=[
+            *telemetry.interceptors(partial(caller, edge_secret=settings.edge_secret)),
+            *([EdgeGuard(settings.edge_secret)] if settings.edge_secret else []),
+            ErrorBoundary(),  # innermost: whatever escapes a handler still gets a mapped status
+        ],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", settings.max_response_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    results = None
+    if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
+        cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
+        results = ResultCache(cache_redis, settings, telemetry.cache_observer())
+    servicer = GenerationServicer(settings, telemetry, results)
+    generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
+    redis = redis_link.connect(settings)
+    blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
+    job_store = JobStore(redis, blocking, settings, telemetry.job_observer())
+    tail = LogTail(redis_link.connect_one(settings, blocking_seconds=BLOCK_MS / 1000))
+    jobs = JobServicer(settings, job_store, tail)
+    jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            JOB_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    port = server.add_insecure_port(settings.address)
+    await server.start()
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    log.info("listening", extra={"address": f"{settings.host}:{port}"})
+    sampler = asyncio.create_task(sample_depth_forever(job_store))
+    http = None
+    if settings.http_port >= 0:
+        http = await HttpServer.start(servicer.generations, settings, telemetry.http_observer())
+    return RunningServer(
+        server,
+        port,
+        health_servicer,
+        servicer,
+        telemetry,
+        jobs,
+        job_store,
+        sampler,
+        http=http,
+        results=results,
+    )
+
+
+async def become_ready(
+    running: RunningServer,
+    loaded: LoadedModel,
+    settings: Settings,
+    engine: EngineClient | None = None,
+) -> None:
+    """Start the engine (unless given one), prove it with one generation, then report SERVING."""
+    if engine is None:
+        engine = await open_engine(loaded, settings)
+    engine.start()
+    engine.on_failure(lambda: _engine_died(running))
+    await warm_up(engine, loaded)
+    telemetry = running.telemetry
+    engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
+    telemetry.model_ready(loaded.info, engine)
+    running.backend = Backend(engine, loaded.tokenizer, loaded.info)
+    running.servicer.attach(running.backend)
+    running.jobs.attach(running.backend)
+    if settings.job_concurrency > 0:
+        running.worker = JobWorker(running.job_store, running.backend, settings)
+        running.worker.start()
+    await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    telemetry.set_ready(True)
+    log.info("ready", extra={"service": SERVICE_NAME})
+
+
+def _engine_died(running: RunningServer) -> None:
+    """The engine is gone for good: say so to health checks; calls already get UNAVAILABLE."""
+    running.telemetry.set_ready(False)
+    running.dead_engine = asyncio.ensure_future(
+        running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    )
+
+
+async def drain_and_stop(
+    running: RunningServer, grace_seconds: float, notice_seconds: float = 0.0
+) -> None:
+    """NOT_SERVING, refuse new calls, let in-flight generations and jobs finish within the grace.
+
+    The port stays open while draining, and for at least `notice_seconds`, so health checks keep
+    answering NOT_SERVING and load balancers stop routing here; calls that still arrive get a
+    retryable UNAVAILABLE instead of a refused connection. Only then does the server stop. The
+    worker claims no new jobs; one still running when the grace ends is left for another
+    worker to reclaim.
+    """
+    running.jobs.drain()
+    await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+    running.telemetry.set_ready(False)
+    running.servicer.drain()
+    if running.worker is not None:
+        await running.worker.pause()
+    began = time.monotonic()
+    deadline = began + grace_seconds
+    notice_until = began + min(notice_seconds, grace_seconds)
+    backend = running.backend
+    log.info("draining", extra={"grace_seconds": grace_seconds})
+    while time.monotonic() < deadline and (
+        time.monotonic() < notice_until
+        or (backend is not None and backend.engine.stats().in_flight)
+        or (running.worker is not None and running.worker.busy)
+    ):
+        await asyncio.sleep(0.05)
+    stopping_http = running.http.stop() if running.http is not None else asyncio.sleep(0)
+    await asyncio.gather(running.server.stop(max(deadline - time.monotonic(), 0.0)), stopping_http)
+    if running.worker is not None:
+        await running.worker.stop()
+    if backend is not None:
+        await backend.engine.stop()
+    running.depth_sampler.cancel()
+    await asyncio.gather(running.depth_sampler, return_exceptions=True)
+    running.telemetry.stop()
+    await running.job_store.close()
+    await running.jobs.close()
+    if running.results is not None:
+        await running.results.close()
+    log.info("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """The whole life of `seseragi serve`; returns once drained after SIGTERM or SIGINT."""
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    running = await start(settings)
+    loading = asyncio.create_task(_load_and_warm(running, settings))
+    stopping = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if loading.done() and loading.exception() is not None:
+        await running.server.stop(0)
+        if running.http is not None:
+            await running.http.stop()
+        raise RuntimeError("the model could not be loaded") from loading.exception()
+    if not loading.done():
+        loading.cancel()
+    await stop_requested.wait()
+    await drain_and_stop(running, settings.shutdown_grace_seconds, settings.shutdown_notice_seconds)
+
+
+async def _load_and_warm(running: RunningServer, settings: Settings) -> None:
+    if settings.engine_process:
+        loaded, client = await load_front_end(settings)
+        await become_ready(running, loaded, settings, client)
+    else:
+        await become_ready(running, await asyncio.to_thread(load, settings), settings)

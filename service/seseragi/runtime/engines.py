@@ -1,0 +1,49 @@
+"""The engine a process runs, built and warmed the one way `serve` and `worker` share."""
+
+from __future__ import annotations
+
+import asyncio
+
+from seseragi.config import Settings
+from seseragi.engine.async_engine import AsyncEngine
+from seseragi.engine.build import make_engine
+from seseragi.engine.core_client import CoreClient, CoreProcess
+from seseragi.engine.handle import EngineClient
+from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
+from seseragi.model.loader import LoadedModel, load_tokenizer
+
+
+def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
+    """The in-process engine: a thread of this process steps the batch."""
+    return AsyncEngine(make_engine(loaded, settings), loaded.tokenizer)
+
+
+async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
+    """The engine `settings` ask for: a core process (it loads the model itself), or a thread."""
+    if settings.engine_process:
+        return await CoreClient.launch(settings, loaded.tokenizer)
+    # Off the loop: packing the weights and sizing the KV pool take seconds, and health checks
+    # must keep answering meanwhile.
+    return await asyncio.to_thread(build_engine, loaded, settings)
+
+
+async def load_front_end(settings: Settings) -> tuple[LoadedModel, CoreClient]:
+    """With a core process, this process needs the tokenizer only; both load side by side."""
+    async with asyncio.TaskGroup() as loading:  # one failing cancels (and so kills) the other
+        tokenizing = loading.create_task(asyncio.to_thread(load_tokenizer, settings))
+        starting = loading.create_task(CoreProcess.start(settings))
+    core, tokenizer = starting.result(), tokenizing.result()
+    return LoadedModel(None, tokenizer, core.info), CoreClient(settings, tokenizer, core)
+
+
+async def warm_up(engine: EngineClient, loaded: LoadedModel) -> None:
+    prompt = tuple(loaded.tokenizer.encode("Hello"))
+    handle = engine.submit(
+        Request("warm-up", prompt, SamplingParams(), StoppingParams(max_new_tokens=2))
+    )
+    while True:
+        event = await handle.next_event()
+        if isinstance(event, Failed):
+            raise RuntimeError("warm-up generation failed") from event.error
+        if isinstance(event, Finished):
+            return
