@@ -39,12 +39,17 @@ async def stream_one(
     stub: generation_pb2_grpc.GenerationServiceStub,
     request: pb.GenerateStreamRequest,
     prompt_tokens: int | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> RequestTiming:
-    """One GenerateStream call; every delta is timestamped with the tokens it carries."""
+    """One GenerateStream call; every delta is timestamped with the tokens it carries.
+
+    `metadata` carries the bearer token when the call goes through Envoy."""
     timing = RequestTiming(time.perf_counter())
     seen = 0
     final: pb.Final | None = None
-    async for event in stub.GenerateStream(request, timeout=CALL_TIMEOUT_SECONDS):
+    async for event in stub.GenerateStream(
+        request, timeout=CALL_TIMEOUT_SECONDS, metadata=tuple(metadata)
+    ):
         kind = event.WhichOneof("event")
         if kind == "delta":
             now = time.perf_counter()

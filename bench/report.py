@@ -195,14 +195,14 @@ def describe(context: Context, engines: list[str], rounds: int) -> dict[str, Any
         "torch": metadata.version("torch"),
         "transformers": metadata.version("transformers"),
         "grpcio": metadata.version("grpcio"),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "platform": platform.platform(),
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -59,6 +59,12 @@ WEATHER_TOOL = {
     },
 }
 ASK_PERSON = [{"role": "user", "content": "Describe a person living in Paris as JSON."}]
+READING = {
+    "type": "object",
+    "properties": {"celsius": {"type": "integer", "minimum": -60, "maximum": 60}},
+    "required": ["celsius"],
+    "additionalProperties": False,
+}
 ASK_WEATHER = [{"role": "user", "content": "What is the weather like in Tokyo?"}]
 
 
@@ -252,3 +258,40 @@ def test_other_engines_follow_grammars_too(
     with ServerThread(make_settings(**overrides), loaded_model) as running:
         for stub in _stub(running.target):
             _check_regex_and_choice(stub)
+
+
+def test_a_tool_result_goes_back_and_the_model_answers_from_it(
+    client: openai.OpenAI, model_id: str
+) -> None:
+    """OpenAI's whole round trip: required call -> the caller runs it -> `tool` turn -> answer.
+
+    The answer is asked for as JSON so a 135M model's reading of the result can be checked:
+    free text from it mostly repeats the call it sees in the conversation."""
+    asked = client.chat.completions.create(  # type: ignore[call-overload]
+        model=model_id,
+        messages=ASK_WEATHER,
+        tools=[WEATHER_TOOL],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=80,
+    )
+    message = asked.choices[0].message
+    assert message.tool_calls is not None
+    call = message.tool_calls[0]
+    history = [
+        *ASK_WEATHER,
+        message.model_dump(exclude_none=True),  # the assistant turn as the SDK returned it
+        {"role": "tool", "tool_call_id": call.id, "content": "Tokyo: 31 degrees celsius, sunny."},
+    ]
+    answer = client.chat.completions.create(  # type: ignore[call-overload]
+        model=model_id,
+        messages=history,
+        tools=[WEATHER_TOOL],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": READING}},
+    )
+    choice = answer.choices[0]
+    assert choice.finish_reason == "stop" and choice.message.tool_calls is None
+    assert json.loads(choice.message.content or "") == {"celsius": 31}  # read from the result

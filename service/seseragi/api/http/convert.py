@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from seseragi.api.errors import FieldViolation, InvalidRequest
-from seseragi.api.http import structured
+from seseragi.api.http import structured, tool_turns
 from seseragi.api.http.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest
 from seseragi.engine.types import StopReason
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -60,7 +60,8 @@ def chat_request(body: ChatCompletionRequest, request_id: str) -> pb.GenerateReq
         message.structured_output.json_schema = structured.call_grammar(forced)
     else:
         structured.apply_response_format(body, message)
-    message.messages.extend(_chat_message(m, i) for i, m in enumerate(body.messages))
+    names = tool_turns.call_names(body.messages)
+    message.messages.extend(_chat_message(m, i, names) for i, m in enumerate(body.messages))
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else None
     if max_tokens is None:
         max_tokens = body.max_tokens
@@ -130,17 +131,33 @@ def _sampling(body: ChatCompletionRequest | CompletionRequest, sampling: pb.Samp
         sampling.logit_bias[int(token)] = bias
 
 
-def _chat_message(message: ChatMessage, index: int) -> pb.ChatMessage:
+def _chat_message(message: ChatMessage, index: int, names: dict[str, str]) -> pb.ChatMessage:
+    """One turn; tool calls and tool results become text (see tool_turns)."""
+    content = _text(message, index)
+    if message.role == "tool":
+        return pb.ChatMessage(
+            role="user", content=tool_turns.result_text(message, content, index, names)
+        )
+    if message.tool_calls:
+        if message.role != "assistant":
+            raise _invalid(
+                f"messages[{index}].tool_calls", "only assistant turns make calls", "UNSUPPORTED"
+            )
+        content = tool_turns.calls_text(message.tool_calls, content, index)
+    return pb.ChatMessage(role=message.role, content=content)
+
+
+def _text(message: ChatMessage, index: int) -> str:
     content = message.content
     if content is None:
-        content = ""
-    elif not isinstance(content, str):
-        for j, part in enumerate(content):
-            if part.type != "text":
-                field = f"messages[{index}].content[{j}].type"
-                raise _invalid(field, f"{part.type!r} parts are not supported", "UNSUPPORTED")
-        content = "".join(part.text for part in content)
-    return pb.ChatMessage(role=message.role, content=content)
+        return ""
+    if isinstance(content, str):
+        return content
+    for j, part in enumerate(content):
+        if part.type != "text":
+            field = f"messages[{index}].content[{j}].type"
+            raise _invalid(field, f"{part.type!r} parts are not supported", "UNSUPPORTED")
+    return "".join(part.text for part in content)
 
 
 def _max_tokens(message: pb.GenerateRequest, value: int | None, name: str) -> None:

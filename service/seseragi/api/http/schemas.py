@@ -21,10 +21,23 @@ class TextPart(_Body):
     text: str = ""
 
 
+class FunctionCall(_Body):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(_Body):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(_Body):
     role: str
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant turn that called tools
+    tool_call_id: str | None = None  # a `tool` turn: the call it answers
 
 
 class StreamOptions(_Body):
@@ -89,17 +102,6 @@ class TokenLogprob(TopLogprob):
 
 class ChoiceLogprobs(_Body):
     content: list[TokenLogprob]
-
-
-class FunctionCall(_Body):
-    name: str
-    arguments: str  # JSON text, as OpenAI sends it
-
-
-class ToolCall(_Body):
-    id: str
-    type: Literal["function"] = "function"
-    function: FunctionCall
 
 
 class ChunkToolCall(ToolCall):
