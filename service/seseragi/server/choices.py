@@ -14,6 +14,7 @@ from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Request, TextDelta
 from seseragi.server import messages, relay
 from seseragi.server.generations import Backend, CacheLookup, Generations
+from seseragi.server.result_cache import CACHE_HEADER
 from seseragi.v1 import generation_pb2 as pb
 
 Piece = pb.Delta | pb.Final
@@ -42,6 +43,11 @@ class Run:
         """Stop whatever still runs (harmless for ended ones); the slots free at the next step."""
         for handle in self.handles:
             handle.abort()
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The response headers: whether the answer came from the result cache."""
+        return ((CACHE_HEADER, self.cache.outcome),)
 
     @property
     def queued(self) -> bool:
