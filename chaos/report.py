@@ -58,8 +58,20 @@ def durations_text(durations: Durations, quick: bool) -> str:
     return f"{mode}: {values}"
 
 
+FINDINGS = "## Findings"
+
+
+def kept_findings(path: Path) -> str:
+    """The page's hand-written findings section (diagnoses a run cannot write), kept across runs."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    return "\n" + text[text.index(FINDINGS) :] if FINDINGS in text else ""
+
+
 def write(path: Path, rows: Sequence[Outcome], durations: Durations, quick: bool) -> None:
     """docs/reliability.md: how to run the suite, then the figures of this run."""
+    findings = kept_findings(path)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     held = sum(row.passed for row in rows)
     details = "\n".join(f"- **{row.scenario}**: {row.detail}" for row in rows)
@@ -87,8 +99,8 @@ created twice or whose result was delivered twice; "–": not applicable to the 
 "recovery": seconds from the fault until the stack serves at full strength again (each row says
 what it measures).
 
-## What each run saw
+## What each row saw
 
 {details}
-"""
+{findings}"""
     )
