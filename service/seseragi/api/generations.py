@@ -19,6 +19,7 @@ from seseragi.api.errors import NotReady
 from seseragi.api.limits import CallerSlots
 from seseragi.cache.result_cache import ResultCache, cache_key
 from seseragi.config import Settings
+from seseragi.engine.errors import EngineFull
 from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, Request
 from seseragi.model.tokenizer import Tools
@@ -71,6 +72,11 @@ class Generations:
         self.backend: Backend | None = None
         self.draining = False
         self._caller_slots = CallerSlots(settings.max_requests_per_caller)
+        # Calls parsing, queued or running here. Beyond the engine's capacity a call is refused
+        # before any rendering or tokenizing, so a crowd is turned away in microseconds instead
+        # of each refusal waiting behind the crowd's tokenization (the fault suite's admission row).
+        self._capacity = settings.max_running_requests + settings.max_queued_requests
+        self._in_flight = 0
 
     def attach(self, backend: Backend) -> None:
         """Start serving calls with a loaded model."""
@@ -89,9 +95,19 @@ class Generations:
         return self.backend
 
     def hold_slot(self, who: str) -> Callable[[], None]:
-        """Take one of the caller's generation slots (or raise); returns what gives it back."""
+        """Take one of this replica's call slots and one of the caller's (or raise EngineFull /
+        CallerLimitReached); returns what gives them back."""
+        if self._in_flight >= self._capacity:
+            running = self.settings.max_running_requests
+            raise EngineFull(running, self._in_flight - running, 1.0)
         self._caller_slots.acquire(who)
-        return lambda: self._caller_slots.release(who)
+        self._in_flight += 1
+
+        def release() -> None:
+            self._caller_slots.release(who)
+            self._in_flight -= 1
+
+        return release
 
     async def parse(
         self,

@@ -18,7 +18,7 @@ from seseragi.api.convert.requests import (
 )
 from seseragi.api.errors import InvalidRequest, NotReady, abort, error_boundary
 from seseragi.api.generations import CacheLookup, Generations, expand
-from seseragi.cache.result_cache import CACHE_HEADER, ResultCache
+from seseragi.cache.result_cache import ResultCache
 from seseragi.config import Settings
 from seseragi.engine.types import Request
 from seseragi.runtime.backend import Backend
@@ -53,8 +53,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Generate(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
-        run = await self._start(request, context)
+        # No header goes out before the answer: until then Envoy may still retry the call on
+        # another replica when this one dies (a reset after headers reaches the caller).
+        run = await self._start(request, context, headers_now=False)
         if run.cache.response is not None:
+            await context.send_initial_metadata(run.headers)
             context.set_trailing_metadata(responses.response_metadata(run.cache.response))
             return run.cache.response
         gathered = choices.Gathered(len(run.requests))
@@ -65,13 +68,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     gathered.add(piece)
         finally:
             run.abort()
+        await context.send_initial_metadata(run.headers)
         context.set_trailing_metadata(gathered.metadata())
         return gathered.response()
 
     async def GenerateStream(
         self, request: pb.GenerateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
-        run = await self._start(request, context)
+        run = await self._start(request, context, headers_now=True)
         if run.cache.response is not None:
             context.set_trailing_metadata(responses.response_metadata(run.cache.response))
             for cached_event in responses.replay(run.cache.response):
@@ -151,17 +155,19 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return backend, parsed
 
     async def _start(
-        self, request: GenerateMessage, context: grpc.aio.ServicerContext
+        self, request: GenerateMessage, context: grpc.aio.ServicerContext, *, headers_now: bool
     ) -> choices.Run:
-        """Parse, look up the cache (one choice only), and admit every choice."""
+        """Parse, look up the cache (one choice only), and admit every choice; with
+        `headers_now`, send the response headers (`run.headers`) at once."""
         backend, parsed = await self._parse(request, context)
         requests = expand(parsed, request.n)
         found = CacheLookup(None, "bypass")
         if len(requests) == 1:
             who = identity.caller(context, self._settings.edge_secret)
             found = await self.generations.lookup(request, parsed, backend, who)
-        await context.send_initial_metadata(((CACHE_HEADER, found.outcome),))
         run = choices.Run(self.generations, backend, requests, found)
+        if headers_now:
+            await context.send_initial_metadata(run.headers)
         if found.response is None:
             try:
                 run.admit()
