@@ -10,6 +10,7 @@ from grpc_status import rpc_status
 from seseragi_contract.v1 import generation_pb2 as pb
 from seseragi_contract.v1 import generation_pb2_grpc
 from tests.helpers import CAPITAL_QUESTION, as_stream, chat
+from tests.servers import ServerThread
 
 pytestmark = pytest.mark.integration
 Stub = generation_pb2_grpc.GenerationServiceStub
@@ -155,3 +156,33 @@ def test_every_violation_is_reported_at_once(stub: Stub) -> None:
 
 def test_server_keeps_serving_after_errors(stub: Stub) -> None:
     assert "Paris" in stub.Generate(chat(CAPITAL_QUESTION)).text
+
+
+UNREADABLE_BYTES = b"\xff\xff\xff\xff\x0f"  # a varint that never ends: no message parses from it
+
+
+@pytest.mark.parametrize(
+    ("method", "streaming"),
+    [
+        ("/seseragi.v1.GenerationService/Generate", False),
+        ("/seseragi.v1.GenerationService/GenerateStream", True),
+        ("/seseragi.v1.GenerationService/Tokenize", False),
+        ("/seseragi.v1.JobService/SubmitJob", False),
+        ("/seseragi.v1.JobService/GetJob", False),
+    ],
+)
+def test_bytes_that_are_no_message_get_invalid_argument(
+    server: ServerThread, method: str, streaming: bool
+) -> None:
+    """Found by the fault suite's fuzz row: these ended UNKNOWN before any handler ran."""
+
+    def call(channel: grpc.Channel) -> object:
+        if streaming:
+            return list(channel.unary_stream(method)(UNREADABLE_BYTES, timeout=10))
+        return channel.unary_unary(method)(UNREADABLE_BYTES, timeout=10)
+
+    with grpc.insecure_channel(server.target) as channel, pytest.raises(grpc.RpcError) as caught:
+        call(channel)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    bad, _ = details_of(caught.value)
+    assert [v.reason for v in bad.field_violations] == ["UNREADABLE"]

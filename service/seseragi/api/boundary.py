@@ -13,7 +13,11 @@ from typing import Any
 
 import grpc
 
-from seseragi.api.errors import error_boundary
+from seseragi.api.errors import FieldViolation, InvalidRequest, error_boundary
+
+# What a request's bytes become when they are not a message of the method's type: gRPC would
+# otherwise fail the call UNKNOWN before any interceptor or handler could map it.
+UNREADABLE = object()
 
 
 class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -37,6 +41,7 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 async with error_boundary(context, _request_id(request)):
+                    _refuse_unreadable(request)
                     async for message in behavior(request, context):
                         yield message
 
@@ -44,9 +49,29 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with error_boundary(context, _request_id(request)):
+                _refuse_unreadable(request)
                 return await behavior(request, context)
 
         return _replace(handler, unary)
+
+
+def _refuse_unreadable(request: Any) -> None:
+    if request is UNREADABLE:
+        raise InvalidRequest(
+            [FieldViolation("", "the request is not a valid message of this method", "UNREADABLE")]
+        )
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """A deserializer that gives UNREADABLE instead of raising, so the boundary can refuse it."""
+
+    def read(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's bad bytes
+            return UNREADABLE
+
+    return read
 
 
 def _request_id(request: Any) -> str:
@@ -62,8 +87,11 @@ def _replace(handler: grpc.RpcMethodHandler, behavior: Any) -> grpc.RpcMethodHan
         (True, False): grpc.stream_unary_rpc_method_handler,
         (True, True): grpc.stream_stream_rpc_method_handler,
     }[(bool(handler.request_streaming), bool(handler.response_streaming))]
+    deserialize = handler.request_deserializer
+    if deserialize is not None and not handler.request_streaming:
+        deserialize = _tolerant(deserialize)
     return make(
         behavior,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserialize,
         response_serializer=handler.response_serializer,
     )
