@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from chaos.calls import Streams
+from chaos.faults import every_stream_admitted
 from chaos.outcome import Durations, Outcome
 from chaos.stack import Stack
-from chaos.waits import until_async
 
 NAME = "Envoy SIGTERM under load"
 LOAD = "streams + unary"
@@ -16,16 +16,12 @@ MUST = "in-flight streams complete"
 
 
 def run(stack: Stack, durations: Durations) -> Outcome:
-    edge, replicas = stack.edge, stack.replicas
+    edge = stack.edge
     load = Streams(edge.target, stack.metadata, durations.streams)
     facts: dict[str, float] = {}
 
     async def fault() -> None:
-        await until_async(
-            lambda: sum(edge.active_on(r.port) for r in replicas) >= durations.streams,
-            120,
-            "every stream admitted",
-        )
+        await every_stream_admitted(stack, durations.streams)
         stopped = time.monotonic()
         edge.sigterm()
         facts["exit_code"] = await asyncio.to_thread(edge.wait_exit, 300)
