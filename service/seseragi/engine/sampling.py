@@ -190,14 +190,13 @@ def sample_rows(
             log.exception("adjusting logits failed for one row; failing that row only")
             usable[index] = False
     _constrain(raw, adjusted, rows, usable)
-    greedy_choice = raw.argmax(dim=-1).tolist()
+    greedy = raw.argmax(dim=-1)
     if adjusted is not raw:
         # A row the adjustments left with nothing (only end-of-sequence was finite, and it is
         # not yet allowed) takes the model's own choice rather than an arbitrary -inf token.
         has_choice = adjusted.amax(dim=-1) > float("-inf")
-        greedy_choice = torch.where(
-            has_choice, adjusted.argmax(dim=-1), torch.tensor(greedy_choice)
-        ).tolist()
+        greedy = torch.where(has_choice, adjusted.argmax(dim=-1), greedy)
+    greedy_choice = greedy.tolist()
     results: list[tuple[int, TokenLogprob | None]] = []
     for index, row in enumerate(rows):
         if not usable[index]:
