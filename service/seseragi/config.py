@@ -38,7 +38,9 @@ class Settings(BaseSettings):
         "auto", description="auto: float32 on CPU, bfloat16 on CUDA."
     )
     quantization: Literal["auto", "none", "nf4", "int8"] = Field(
-        "auto", description="bitsandbytes quantization; auto: nf4 on CUDA, none on CPU."
+        "auto",
+        description="nf4: bitsandbytes NF4 (CUDA); int8: weight-only int8 (the engine's own"
+        " kernels on CPU, bitsandbytes on CUDA); auto: nf4 on CUDA, none on CPU.",
     )
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0: one per core.")
 

@@ -1,4 +1,5 @@
-"""bitsandbytes quantization loads and generates on CPU too, and GetModelInfo says so."""
+"""Quantized models load and generate on CPU too, and GetModelInfo says so: NF4 through
+bitsandbytes, int8 through the engine's own weight-only kernels."""
 
 from __future__ import annotations
 
@@ -36,16 +37,30 @@ def test_quantized_model_answers_and_reports_itself(quantized: Quantized) -> Non
 
 
 def test_linear_layers_hold_quantized_weights(quantized: Quantized) -> None:
-    """Every projection of every decoder layer is a bitsandbytes layer storing packed weights.
+    """What is in memory, not what GetModelInfo repeats from the configuration.
 
-    GetModelInfo only repeats the configuration; this looks at what is in memory (NF4: two
-    4-bit codes per uint8, so half as many elements as the full matrix).
+    NF4: every projection of every decoder layer is a bitsandbytes layer storing two 4-bit codes
+    per uint8. int8 on CPU: the engine's forward (shared by every engine over this model) runs
+    every projection and the head on int8 weights with one scale per output channel.
     """
     import bitsandbytes as bnb
     import torch
 
+    from seseragi.engine import llama
+    from seseragi.engine.build import engine_weights
+    from seseragi.engine.int8_linear import Int8Linear
+
     _, loaded, method, _ = quantized
     layers = loaded.model.model.layers
+    if method == "int8" and loaded.info.device == "cpu":
+        assert engine_weights(loaded) == "int8"
+        linears = llama.forward_for(loaded.model, "int8").linears()
+        assert len(linears) == 4 * len(layers) + 1  # qkv, out, gate_up, down; the head
+        for linear in linears:
+            assert isinstance(linear, Int8Linear)
+            assert linear.weight.values.dtype == torch.int8
+            assert linear.weight.scales.shape == (linear.weight.values.shape[0],)
+        return
     linears = [m for m in layers.modules() if isinstance(m, torch.nn.Linear)]
     assert len(linears) == 7 * len(layers)  # q, k, v, o, gate, up, down
     for linear in linears:

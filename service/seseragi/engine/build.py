@@ -32,7 +32,14 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
         pad_token_id=info.pad_token_id,
         max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
         grammars=grammars_for(loaded.tokenizer),
+        weights=engine_weights(loaded),
     )
+
+
+def engine_weights(loaded: LoadedModel) -> str:
+    """int8 on CPU is the engine's own weight-only format; elsewhere bitsandbytes holds it."""
+    info = loaded.info
+    return "int8" if info.quantization == "int8" and info.device == "cpu" else "none"
 
 
 def make_sequence(

@@ -25,12 +25,20 @@ def build_engine(
     pad_token_id: int,
     max_sequence_tokens: int | None = None,
     grammars: Grammars | None = None,
+    weights: str = "none",
 ) -> Engine:
     """An engine over `model`: the paged runner when asked or supported ("auto"), else padded.
 
-    The KV cache must hold at least one sequence of `max_sequence_tokens` (input plus output,
+    `weights="int8"` runs the paged runner's matmuls on weight-only int8 (CPU); only that runner
+    can. The KV cache must hold at least one sequence of `max_sequence_tokens` (input plus output,
     the context length by default), or such a request could never be admitted.
     """
+    if weights != "none" and (runner == "padded" or not llama.supports(model)):
+        raise ValueError(
+            f"{weights} weights on CPU need the paged runner, which supports"
+            f" {sorted(llama.SUPPORTED_ARCHITECTURES)} models; this one is"
+            f" {model.config.model_type!r} with runner {runner!r}"
+        )
     if runner == "padded" or (runner == "auto" and not llama.supports(model)):
         padded = replace(config, kv_cache_blocks=0, prefix_caching=False, mixed_batches=False)
         log.info("engine runner", extra={"runner": "padded"})
@@ -40,7 +48,7 @@ def build_engine(
             f"the paged runner supports {sorted(llama.SUPPORTED_ARCHITECTURES)} models without"
             f" bitsandbytes quantization; this one is {model.config.model_type!r}"
         )
-    forward = llama.forward_for(model)
+    forward = llama.forward_for(model, weights)
     shape = forward.shape
     per_token = KVPool.bytes_per_token(shape.layers, shape.kv_heads, shape.head_dim, forward.dtype)
     num_blocks = kv_cache_bytes // (per_token * config.block_size)

@@ -17,8 +17,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from seseragi.engine.attention import AttentionBatch, paged_attention
+from seseragi.engine.int8_linear import Int8Weight, choose_kernels, int8_linears
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.linear import Linear, linear_from
+
+WEIGHT_FORMATS = frozenset({"none", "int8"})  # "int8": weight-only, per output channel
 
 SUPPORTED_ARCHITECTURES = frozenset({"llama", "mistral", "qwen2"})
 
@@ -56,22 +59,25 @@ def supports(model: Any) -> bool:
     )
 
 
-_FORWARDS: weakref.WeakKeyDictionary[Any, LlamaForward] = weakref.WeakKeyDictionary()
+_FORWARDS: weakref.WeakKeyDictionary[Any, dict[str, LlamaForward]] = weakref.WeakKeyDictionary()
 
 
-def forward_for(model: Any) -> LlamaForward:
-    """One `LlamaForward` per loaded model: engines built over the same model (tests, restarts)
-    share its packed weights instead of each holding another copy."""
-    forward = _FORWARDS.get(model)
+def forward_for(model: Any, weights: str = "none") -> LlamaForward:
+    """One `LlamaForward` per loaded model and weight format: engines built over the same model
+    (tests, restarts) share its packed weights instead of each holding another copy."""
+    forwards = _FORWARDS.setdefault(model, {})
+    forward = forwards.get(weights)
     if forward is None:
-        forward = _FORWARDS[model] = LlamaForward(model)
+        forward = forwards[weights] = LlamaForward(model, weights)
     return forward
 
 
 class LlamaForward:
     """The model as the engine runs it: embed -> layers over the pool -> norm -> logits."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, weights: str = "none") -> None:
+        if weights not in WEIGHT_FORMATS:
+            raise ValueError(f"weights must be one of {sorted(WEIGHT_FORMATS)}, not {weights!r}")
         config = model.config
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // (
             config.num_attention_heads
@@ -90,9 +96,27 @@ class LlamaForward:
         inner = model.model
         self._embed = inner.embed_tokens.weight.detach()
         self._norm = inner.norm.weight.detach()
-        self._lm_head = linear_from(model.lm_head.weight.detach(), None)
-        self._layers = [_layer_from(layer) for layer in inner.layers]
+        projections = [_projections(layer) for layer in inner.layers]
+        flat = [pair for layer in projections for pair in layer]
+        linears = _linears([*flat, (model.lm_head.weight.detach(), None)], weights)
+        self._lm_head = linears.pop()
+        self._layers = [
+            _Layer(
+                attn_norm=layer.input_layernorm.weight.detach(),
+                qkv=linears[4 * index],
+                out=linears[4 * index + 1],
+                mlp_norm=layer.post_attention_layernorm.weight.detach(),
+                gate_up=linears[4 * index + 2],
+                down=linears[4 * index + 3],
+            )
+            for index, layer in enumerate(inner.layers)
+        ]
         self._rotary = _RotaryTable(inner.rotary_emb, config, self.device, self.dtype)
+
+    def linears(self) -> list[Linear]:
+        """Every matmul the forward runs, layer by layer, then the head (what it holds)."""
+        per_layer = [[layer.qkv, layer.out, layer.gate_up, layer.down] for layer in self._layers]
+        return [linear for layer in per_layer for linear in layer] + [self._lm_head]
 
     def forward(self, batch: AttentionBatch, pool: KVPool) -> torch.Tensor:
         """Hidden states of the tokens in `batch.logits_rows`, as logits [N, vocab]."""
@@ -115,23 +139,29 @@ class LlamaForward:
         return self._lm_head(x)
 
 
-def _layer_from(layer: Any) -> _Layer:
+Projection = tuple[torch.Tensor, torch.Tensor | None]  # weight [out, in], bias [out]
+
+
+def _projections(layer: Any) -> list[Projection]:
+    """A layer's matmuls as the forward runs them: qkv, out, gate_up, down."""
     attn, mlp = layer.self_attn, layer.mlp
-    projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+    qkv = (attn.q_proj, attn.k_proj, attn.v_proj)
     qkv_bias = None
     if attn.q_proj.bias is not None:
-        qkv_bias = torch.cat([p.bias.detach() for p in projections])
-    return _Layer(
-        attn_norm=layer.input_layernorm.weight.detach(),
-        qkv=linear_from(torch.cat([p.weight.detach() for p in projections]), qkv_bias),
-        out=linear_from(attn.o_proj.weight.detach(), None),
-        mlp_norm=layer.post_attention_layernorm.weight.detach(),
-        gate_up=linear_from(
-            torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]),
-            None,
-        ),
-        down=linear_from(mlp.down_proj.weight.detach(), None),
-    )
+        qkv_bias = torch.cat([p.bias.detach() for p in qkv])
+    return [
+        (torch.cat([p.weight.detach() for p in qkv]), qkv_bias),
+        (attn.o_proj.weight.detach(), None),
+        (torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]), None),
+        (mlp.down_proj.weight.detach(), None),
+    ]
+
+
+def _linears(projections: list[Projection], weights: str) -> list[Linear]:
+    if weights == "none":
+        return [linear_from(weight, bias) for weight, bias in projections]
+    quantized = [Int8Weight.quantize(weight, bias) for weight, bias in projections]
+    return int8_linears(quantized, choose_kernels(quantized))
 
 
 class _RotaryTable:

@@ -68,11 +68,13 @@ def load(settings: Settings) -> LoadedModel:
         torch.set_num_threads(settings.torch_threads)
 
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype_name)}
-    if quantization != "none":
+    # int8 on CPU loads the model as it is: the engine quantizes the weights it runs on
+    # (bitsandbytes' int8 on CPU is slower than fp32); NF4 and CUDA go through bitsandbytes.
+    if quantization != "none" and not (quantization == "int8" and device == "cpu"):
         kwargs["quantization_config"] = _bnb_config(quantization, torch)
         kwargs["device_map"] = {"": device}
     model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    if quantization == "none":
+    if "quantization_config" not in kwargs:
         model = model.to(device)
     model.eval()
     hf_tokenizer = AutoTokenizer.from_pretrained(source)
