@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ from seseragi.config import DEFAULT_MODEL
 
 Figures = dict[str, dict[str, Any]]
 MAX_RUNNING = 32  # the server's batch for the CPU comparison (its most streams)
+# Seseragi again on weight-only quantized weights (CPU), against the same fp32 peers.
+QUANTIZED = {"seseragi_int8": "int8", "seseragi_int4": "int4"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ def server_settings(cache_dir: Path, serving: Serving = Serving()) -> dict[str, 
 def run_engine(engine: str, context: Context, tag: str) -> Figures:
     if engine == "seseragi":
         return run_seseragi(context, tag)
+    if engine in QUANTIZED:
+        return run_quantized(engine, context, tag)
     if engine == "naive":
         function = baselines.run_naive
     elif engine == "static_batch":
@@ -99,6 +103,21 @@ def run_seseragi(context: Context, tag: str) -> Figures:
         figures["seseragi_conversation"] = grpc_probes.run_conversation(
             server.target, context.conversation, context.prompts[-1]
         )
+    return figures
+
+
+def run_quantized(engine: str, context: Context, tag: str) -> Figures:
+    """The throughput scenarios only: the probes measure scheduling, which weights do not change."""
+    serving = replace(context.serving, quantization=QUANTIZED[engine])
+    settings = server_settings(context.cache_dir, serving)
+    figures: Figures = {}
+    with ServerProcess(settings, context.logs / f"{engine}-{tag}.log") as server:
+        print(f"  server ready on {server.target} (pid {server.pid})", flush=True)
+        for concurrency in context.workload.concurrencies:
+            result = grpc_load.run_one(
+                server.target, server.pid, context.workload, concurrency, context.prompts, engine
+            )
+            figures[result.name] = asdict(result)
     return figures
 
 

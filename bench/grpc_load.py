@@ -79,6 +79,7 @@ async def run_concurrency(
     workload: Workload,
     concurrency: int,
     prompts: Sequence[RenderedPrompt],
+    name: str = "seseragi",
 ) -> ScenarioResult:
     """Concurrency 1: requests one after another; N > 1: N requests all at once."""
     count = workload.requests_at(concurrency)
@@ -100,10 +101,10 @@ async def run_concurrency(
             else:
                 timings = list(await asyncio.gather(*calls))
             wall = time.perf_counter() - started
-    label = f"(c) Seseragi gRPC, concurrency {concurrency}"
+    label = f"(c) {name} gRPC, concurrency {concurrency}"
     if concurrency == 1:
         label += f" ({count} sequential)"
-    return summarize(f"seseragi_c{concurrency}", label, timings, wall, sampler.peak)
+    return summarize(f"{name}_c{concurrency}", label, timings, wall, sampler.peak)
 
 
 def run_one(
@@ -112,6 +113,7 @@ def run_one(
     workload: Workload,
     concurrency: int,
     prompts: Sequence[RenderedPrompt],
+    name: str = "seseragi",
 ) -> ScenarioResult:
-    """One scenario on its own event loop (and its own channel)."""
-    return asyncio.run(run_concurrency(target, server_pid, workload, concurrency, prompts))
+    """One scenario on its own event loop (and its own channel); figures named `{name}_c{N}`."""
+    return asyncio.run(run_concurrency(target, server_pid, workload, concurrency, prompts, name))

@@ -1,6 +1,6 @@
 """Quality of a quantized weight format against fp32, on the engine's own forward.
 
-`python -m bench.quality [--weights int8]` prints and writes (docs/benchmark/quality.json):
+`python -m bench.quality [--weights int8,int4]` prints and writes (docs/benchmark/quality.json):
 - perplexity of `bench/data/quality.txt` (a plain English text shipped with the repo) under each
   format;
 - top-1 agreement: the fp32 model greedily answers the benchmark's chat prompts, then each format
@@ -80,7 +80,9 @@ def perplexity(scorer: Scorer, ids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model directory (default: the built-in)")
-    parser.add_argument("--weights", default="int8", help="the format compared with fp32")
+    parser.add_argument(
+        "--weights", default="int8,int4", help="comma-separated formats compared with fp32"
+    )
     parser.add_argument("--prompts", type=int, default=16)
     args = parser.parse_args()
     from transformers import AutoModelForCausalLM
@@ -91,32 +93,41 @@ def main() -> None:
     model_dir = args.model or resolve_model_dir(Settings())
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = load_tokenizer(model_dir)
-    reference, candidate = Scorer(model, "none"), Scorer(model, args.weights)
+    reference = Scorer(model, "none")
     text_ids = tokenizer(TEXT.read_text(), add_special_tokens=False)["input_ids"]
+    prompts = [list(prompt.token_ids) for prompt in workload_prompts(tokenizer, args.prompts)]
+    answers = [reference.greedy(ids, NEW_TOKENS) for ids in prompts]
+    result: dict[str, Any] = {
+        "text_tokens": len(text_ids),
+        "new_tokens": NEW_TOKENS,
+        "fp32_perplexity": perplexity(reference, text_ids),
+        "formats": {},
+    }
+    for weights in args.weights.split(","):
+        candidate = Scorer(model, weights)
+        figures = compare(reference, candidate, prompts, answers)
+        result["formats"][weights] = {"perplexity": perplexity(candidate, text_ids), **figures}
+    print(json.dumps(result, indent=2))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def compare(
+    reference: Scorer, candidate: Scorer, prompts: list[list[int]], answers: list[list[int]]
+) -> dict[str, Any]:
+    """Top-1 agreement on fp32's own answers, and answers identical to fp32's under greedy."""
     agree = total = identical = 0
-    for prompt in workload_prompts(tokenizer, args.prompts):
-        ids = list(prompt.token_ids)
-        answer = reference.greedy(ids, NEW_TOKENS)
+    for ids, answer in zip(prompts, answers, strict=True):
         full = ids + answer
         want = reference.logits(full)[len(ids) - 1 : -1].argmax(-1)
         got = candidate.logits(full)[len(ids) - 1 : -1].argmax(-1)
         agree += int((want == got).sum())
         total += len(answer)
         identical += int(candidate.greedy(ids, NEW_TOKENS) == answer)
-    result = {
-        "weights": args.weights,
-        "text_tokens": len(text_ids),
-        "perplexity": {
-            "fp32": perplexity(reference, text_ids),
-            args.weights: perplexity(candidate, text_ids),
-        },
+    return {
         "top1_agreement": agree / total,
-        "identical_greedy_answers": f"{identical}/{args.prompts}",
-        "new_tokens": NEW_TOKENS,
+        "identical_greedy_answers": f"{identical}/{len(prompts)}",
     }
-    print(json.dumps(result, indent=2))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -72,6 +72,12 @@ def rows(workload: Workload) -> list[Row]:
         Row("seseragi", "Seseragi serve, gRPC streaming", ("seseragi_c1", TPS),
             (f"seseragi_c{n}", TPS), (f"seseragi_c{n}", "ttft_p50"),
             (f"seseragi_c{m}", "peak_rss_bytes")),
+        Row("seseragi_int8", "Seseragi serve, int8 weights", ("seseragi_int8_c1", TPS),
+            (f"seseragi_int8_c{n}", TPS), (f"seseragi_int8_c{n}", "ttft_p50"),
+            (f"seseragi_int8_c{m}", "peak_rss_bytes")),
+        Row("seseragi_int4", "Seseragi serve, int4 weights", ("seseragi_int4_c1", TPS),
+            (f"seseragi_int4_c{n}", TPS), (f"seseragi_int4_c{n}", "ttft_p50"),
+            (f"seseragi_int4_c{m}", "peak_rss_bytes")),
         Row("naive", "transformers generate, one request (naive)", ("naive", TPS), None, None,
             None),
         Row("static_batch", f"transformers static batch of {n}", None, ("static_batch", TPS),
@@ -107,10 +113,11 @@ def _probe_metrics(name: str) -> tuple[str, ...]:
 
 def targets(summary: dict[str, Any]) -> list[tuple[str, float | None, bool | None]]:
     """Issue 12's goals for Seseragi, judged on the median per-round ratio to vLLM offline."""
-    found: dict[str, Cell] = summary["cells"].get("seseragi", {})
+    cells: dict[str, dict[str, Cell]] = summary["cells"]
+    found = cells.get("seseragi", {})
 
-    def ratio(column: str) -> float | None:
-        item = found.get(column)
+    def ratio(column: str, row: str = "seseragi") -> float | None:
+        item = cells.get(row, {}).get(column)
         return item.ratio.median if item is not None and item.ratio is not None else None
 
     rss = found.get("rss")
@@ -120,7 +127,11 @@ def targets(summary: dict[str, Any]) -> list[tuple[str, float | None, bool | Non
         ("one stream >= 1.0x vLLM offline", ratio("solo"), 1.0, True),
         ("TTFT p50 <= vLLM offline's (ratio <= 1)", ratio("ttft"), 1.0, False),
         (f"peak RSS <= {RSS_LIMIT_GB} GB", rss_gb, RSS_LIMIT_GB, False),
-    ]
+        ("int8 weights: one stream >= 2.0x vLLM offline fp32", ratio("solo", "seseragi_int8"),
+         2.0, True),
+        ("int4 weights: one stream >= 2.0x vLLM offline fp32", ratio("solo", "seseragi_int4"),
+         2.0, True),
+    ]  # fmt: skip
     return [
         (name, value, None if value is None else (value >= limit if above else value <= limit))
         for name, value, limit, above in checks

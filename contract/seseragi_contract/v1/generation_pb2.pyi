@@ -1179,7 +1179,9 @@ class Quantization(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     BITS_FIELD_NUMBER: _builtins.int
     method: _builtins.str
-    """"none", "nf4" or "int8" (bitsandbytes)."""
+    """"none", "nf4" (bitsandbytes), "int8" (bitsandbytes on CUDA, the engine's own weight-only
+    kernels on CPU) or "int4" (weight-only, groups of 32; CPU).
+    """
     bits: _builtins.int
     """Bits per weight: 4, 8, or the dtype's width when method is "none"."""
     def __init__(

@@ -10,7 +10,7 @@ from seseragi.engine.grammar import grammars_for
 from seseragi.engine.sequence import EventSink, Sequence
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Request
-from seseragi.model.loader import LoadedModel
+from seseragi.model.loader import ENGINE_FORMATS, LoadedModel
 
 
 def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
@@ -37,9 +37,14 @@ def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
 
 
 def engine_weights(loaded: LoadedModel) -> str:
-    """int8 on CPU is the engine's own weight-only format; elsewhere bitsandbytes holds it."""
+    """int8 and int4 on CPU are the engine's own weight-only formats; elsewhere bitsandbytes
+    holds the quantized weights."""
     info = loaded.info
-    return "int8" if info.quantization == "int8" and info.device == "cpu" else "none"
+    return (
+        info.quantization
+        if info.quantization in ENGINE_FORMATS and info.device == "cpu"
+        else "none"
+    )
 
 
 def make_sequence(

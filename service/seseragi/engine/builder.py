@@ -29,9 +29,10 @@ def build_engine(
 ) -> Engine:
     """An engine over `model`: the paged runner when asked or supported ("auto"), else padded.
 
-    `weights="int8"` runs the paged runner's matmuls on weight-only int8 (CPU); only that runner
-    can. The KV cache must hold at least one sequence of `max_sequence_tokens` (input plus output,
-    the context length by default), or such a request could never be admitted.
+    `weights="int8"`/`"int4"` runs the paged runner's matmuls on weight-only int8/int4 (CPU);
+    only that runner can. The KV cache must hold at least one sequence of `max_sequence_tokens`
+    (input plus output, the context length by default), or such a request could never be
+    admitted.
     """
     if weights != "none" and (runner == "padded" or not llama.supports(model)):
         raise ValueError(

@@ -40,6 +40,9 @@ class LoadedModel:
     info: ModelInfo
 
 
+ENGINE_FORMATS = frozenset({"int8", "int4"})  # weight-only formats the CPU engine quantizes itself
+
+
 def resolve_model_dir(settings: Settings) -> str:
     """The built-in model's converted directory, a local directory, or a hub id as given."""
     if settings.model == DEFAULT_MODEL:
@@ -67,10 +70,12 @@ def load(settings: Settings) -> LoadedModel:
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
 
+    if quantization == "int4" and device != "cpu":
+        raise ValueError("int4 is the CPU engine's weight format; on CUDA use nf4")
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype_name)}
-    # int8 on CPU loads the model as it is: the engine quantizes the weights it runs on
+    # int8 and int4 on CPU load the model as it is: the engine quantizes the weights it runs on
     # (bitsandbytes' int8 on CPU is slower than fp32); NF4 and CUDA go through bitsandbytes.
-    if quantization != "none" and not (quantization == "int8" and device == "cpu"):
+    if quantization != "none" and not (quantization in ENGINE_FORMATS and device == "cpu"):
         kwargs["quantization_config"] = _bnb_config(quantization, torch)
         kwargs["device_map"] = {"": device}
     model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -84,7 +89,9 @@ def load(settings: Settings) -> LoadedModel:
         dtype=dtype_name,
         device=str(model.device),
         quantization=quantization,
-        quantization_bits={"nf4": 4, "int8": 8}.get(quantization, torch.finfo(model.dtype).bits),
+        quantization_bits={"nf4": 4, "int8": 8, "int4": 4}.get(
+            quantization, torch.finfo(model.dtype).bits
+        ),
         context_length=_context_length(model, settings),
         eos_token_ids=_eos_token_ids(model, hf_tokenizer),
         pad_token_id=_pad_token_id(hf_tokenizer),

@@ -25,6 +25,8 @@ def one_round(index: int, vllm_many: float, seseragi_many: float) -> RoundRecord
         "seseragi_c1": scenario(10.0),
         "seseragi_c4": scenario(seseragi_many, ttft=2.0),
         "seseragi_c8": scenario(seseragi_many, rss=1_500_000_000),
+        "seseragi_int8_c1": scenario(45.0),
+        "seseragi_int4_c1": scenario(30.0),
     }
     return record
 
@@ -40,6 +42,8 @@ def test_ratios_are_per_round_and_targets_judge_them() -> None:
         "one stream >= 1.0x vLLM offline": False,
         "TTFT p50 <= vLLM offline's (ratio <= 1)": False,
         "peak RSS <= 2.5 GB": True,
+        "int8 weights: one stream >= 2.0x vLLM offline fp32": True,  # 45 / 20
+        "int4 weights: one stream >= 2.0x vLLM offline fp32": False,  # 30 / 20
     }
 
 
@@ -56,4 +60,4 @@ def test_missing_engines_are_not_run_rather_than_failed() -> None:
     record = RoundRecord(1, (1.0, 1.0, 1.0))
     record.scenarios = {"seseragi_c4": scenario(50.0, ttft=2.0)}
     verdicts = [passed for _, _, passed in targets(summarize_rounds([record], WORKLOAD))]
-    assert verdicts == [None, None, None, None]
+    assert verdicts == [None] * 6

@@ -1,0 +1,228 @@
+"""Weight-only quantized matmuls for the CPU engine (`SESERAGI_QUANTIZATION=int8` or `int4`).
+
+A decode step reads every weight once per token, so on CPU its time is mostly bytes moved: int8
+weights (symmetric, one scale per output channel) move a quarter of fp32's, int4 weights
+(asymmetric, a scale and a zero per group of 32 inputs) an eighth. Activations stay in floating
+point. Which kernel is fastest depends on the CPU and the number of rows: PyTorch's
+`_weight_int8pack_mm` and `_weight_int4pack_mm_for_cpu` are GEMV-like kernels (one row on an
+AVX-512 EPYC, all 30 layers and the head: fp32 20 ms, int8 7-10 ms, int4 6 ms) that lose to
+oneDNN's packed fp32 or bf16 matmul from a few rows on, so the choice is measured once at load on
+the model's own shapes, as inductor's autotuning does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from seseragi.engine.linear import DenseLinear, Linear, onednn_available
+
+log = logging.getLogger(__name__)
+
+SMALL_ROWS = 4  # batches up to this many rows use the small-batch kernel
+INT4_GROUP = 32  # inputs per int4 scale/zero: 64 was 4% faster here and measurably less exact
+_TUNE_ROWS = (1, 16)  # one representative of each side of SMALL_ROWS
+_TUNE_REPEATS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Int8Weight:
+    values: torch.Tensor  # [out, in] int8
+    scales: torch.Tensor  # [out] float32: weight ~= values * scales[:, None]
+    bias: torch.Tensor | None
+
+    @classmethod
+    def quantize(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Weight:
+        weight = weight.float()
+        scales = weight.abs().amax(dim=1).clamp(min=torch.finfo(torch.float32).tiny) / 127
+        values = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+        return cls(values.contiguous(), scales, bias)
+
+    @property
+    def in_features(self) -> int:
+        return int(self.values.shape[1])
+
+    def dequantized(self) -> torch.Tensor:
+        return self.values.float() * self.scales[:, None]
+
+
+@dataclass(frozen=True, slots=True)
+class Int4Weight:
+    codes: torch.Tensor  # [out, in] uint8 in 0..15, packed per kernel
+    scales: torch.Tensor  # [out, in / group] bfloat16
+    zeros: torch.Tensor  # [out, in / group] bfloat16: weight ~= (code - 8) * scale + zero
+    bias: torch.Tensor | None
+
+    @classmethod
+    def quantize(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> Int4Weight:
+        out, inputs = weight.shape
+        if inputs % INT4_GROUP:
+            raise ValueError(f"int4 needs input widths divisible by {INT4_GROUP}, not {inputs}")
+        groups = weight.float().view(out, inputs // INT4_GROUP, INT4_GROUP)
+        low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
+        scales = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny)
+        codes = torch.round((groups - low) / scales).clamp(0, 15).to(torch.uint8)
+        zeros = low + 8 * scales  # the kernel's zero is the value of code 8
+        return cls(
+            codes.view(out, inputs).contiguous(),
+            scales[..., 0].to(torch.bfloat16),
+            zeros[..., 0].to(torch.bfloat16),
+            bias,
+        )
+
+    @property
+    def in_features(self) -> int:
+        return int(self.codes.shape[1])
+
+    def dequantized(self) -> torch.Tensor:
+        out, inputs = self.codes.shape
+        groups = self.codes.view(out, -1, INT4_GROUP).float() - 8
+        scales, zeros = self.scales.float()[..., None], self.zeros.float()[..., None]
+        return (groups * scales + zeros).view(out, inputs)
+
+
+QuantizedWeight = Int8Weight | Int4Weight
+Kernel = Callable[[QuantizedWeight], Linear]
+
+
+def _with_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return out if bias is None else out + bias
+
+
+def _int8_gemv(weight: QuantizedWeight) -> Linear:
+    """int8 weights read as they are; the kernel wants bfloat16 activations (its float32 path is
+    a slow reference loop)."""
+    assert isinstance(weight, Int8Weight)
+    values, scales, bias = weight.values, weight.scales.to(torch.bfloat16), weight.bias
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = torch._weight_int8pack_mm(x.to(torch.bfloat16), values, scales)
+        return _with_bias(out.to(x.dtype), bias)
+
+    return run
+
+
+def _int4_gemv(weight: QuantizedWeight) -> Linear:
+    """Two int4 codes per byte in the kernel's own tiled layout, with bfloat16 activations."""
+    assert isinstance(weight, Int4Weight)
+    packed = torch._convert_weight_to_int4pack_for_cpu(weight.codes.to(torch.int32), 1)
+    scales_and_zeros = torch.stack([weight.scales.t(), weight.zeros.t()], dim=-1).contiguous()
+    bias = weight.bias
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = torch._weight_int4pack_mm_for_cpu(
+            x.to(torch.bfloat16), packed, INT4_GROUP, scales_and_zeros
+        )
+        return _with_bias(out.to(x.dtype), bias)
+
+    return run
+
+
+def _bf16_packed(weight: QuantizedWeight) -> Linear:
+    """The weights widened once to bfloat16 in oneDNN's layout: fast where the CPU has bfloat16
+    dot products (AVX-512 BF16, AMX)."""
+    packed = torch.ops.mkldnn._reorder_linear_weight(
+        weight.dequantized().to(torch.bfloat16).contiguous(), 32
+    )
+    bias = weight.bias
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = torch.ops.mkldnn._linear_pointwise(
+            x.to(torch.bfloat16), packed, None, "none", [], ""
+        )
+        return _with_bias(out.to(x.dtype), bias)
+
+    return run
+
+
+def _fp32_packed(weight: QuantizedWeight) -> Linear:
+    """The weights widened once to float32: the same numbers, no faster than fp32."""
+    return DenseLinear(weight.dequantized(), weight.bias)
+
+
+KERNELS: dict[str, Kernel] = {
+    "int8": _int8_gemv,
+    "int4": _int4_gemv,
+    "bf16": _bf16_packed,
+    "fp32": _fp32_packed,
+}
+
+
+class QuantizedLinear:
+    """One quantized projection, run by the kernel chosen for its batch's row count."""
+
+    def __init__(self, weight: QuantizedWeight, small: Linear, large: Linear) -> None:
+        self.weight = weight
+        self._small, self._large = small, large
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._small(x) if x.shape[0] <= SMALL_ROWS else self._large(x)
+
+
+@dataclass(frozen=True, slots=True)
+class KernelChoice:
+    small: str
+    large: str
+
+
+def available_kernels(weight_type: type[QuantizedWeight]) -> list[str]:
+    """The kernels this PyTorch and CPU can run for one weight format."""
+    names = ["fp32"] if onednn_available() else []
+    native = "int8" if weight_type is Int8Weight else "int4"
+    if hasattr(torch, "_weight_int8pack_mm" if native == "int8" else "_weight_int4pack_mm_for_cpu"):
+        names.append(native)
+    if onednn_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        names.append("bf16")
+    return names
+
+
+def choose_kernels(weights: Sequence[QuantizedWeight]) -> KernelChoice:
+    """Time each available kernel over all of `weights` (the model's own shapes) at one and at
+    sixteen rows, and keep the fastest of each. Best of a few passes, so a busy neighbour on a
+    shared machine does not decide."""
+    timings: dict[str, tuple[float, ...]] = {}
+    for name in available_kernels(type(weights[0])):
+        linears = [KERNELS[name](weight) for weight in weights]
+        timings[name] = tuple(_best_pass(linears, weights, rows) for rows in _TUNE_ROWS)
+        del linears
+    if not timings:
+        raise RuntimeError(
+            "no kernel for quantized weights: this PyTorch has neither oneDNN nor a weight-only"
+            " int8/int4 matmul"
+        )
+    small = min(timings, key=lambda name: timings[name][0])
+    large = min(timings, key=lambda name: timings[name][1])
+    log.info(
+        "weight-only kernels chosen",
+        extra={
+            "small_rows": small,
+            "large_rows": large,
+            "ms_per_pass": {name: [round(t * 1e3, 2) for t in ts] for name, ts in timings.items()},
+        },
+    )
+    return KernelChoice(small, large)
+
+
+def quantized_linears(weights: Sequence[QuantizedWeight], choice: KernelChoice) -> list[Linear]:
+    linears: list[Linear] = []
+    for weight in weights:
+        small = KERNELS[choice.small](weight)
+        large = small if choice.large == choice.small else KERNELS[choice.large](weight)
+        linears.append(QuantizedLinear(weight, small, large))
+    return linears
+
+
+def _best_pass(linears: Sequence[Linear], weights: Sequence[QuantizedWeight], rows: int) -> float:
+    inputs = [torch.randn(rows, weight.in_features) for weight in weights]
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(_TUNE_REPEATS + 1):  # the first pass warms caches and oneDNN's JIT
+            started = time.perf_counter()
+            for linear, x in zip(linears, inputs, strict=True):
+                linear(x)
+            best = min(best, time.perf_counter() - started)
+    return best
