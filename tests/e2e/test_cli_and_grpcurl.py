@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CAPITAL_QUESTION, json_objects, readme_python_examples
+from tests.helpers import CAPITAL_QUESTION, json_objects, python_examples
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.e2e
@@ -69,13 +69,18 @@ def test_grpcurl_unary_and_stream_answer_paris(server: ServerThread) -> None:
 
 
 def test_grpcurl_shows_error_details(server: ServerThread) -> None:
-    body = json.dumps({"prompt": "hi", "sampling": {"temperature": 7}})
+    """The error docs/api.md shows: every bad field named, each with its reason."""
+    body = json.dumps({"prompt": "", "sampling": {"temperature": 3}})
     result = grpcurl(
         "-plaintext", "-d", body, server.target, "seseragi.v1.GenerationService/Generate"
     )
     assert result.returncode != 0
-    assert "InvalidArgument" in result.stderr
-    assert "sampling.temperature" in result.stderr and "BadRequest" in result.stderr
+    assert "Code: InvalidArgument" in result.stderr
+    assert "Message: prompt: must not be empty; sampling.temperature: must be in [0, 2]" in (
+        result.stderr
+    )
+    assert "BadRequest" in result.stderr and "ErrorInfo" in result.stderr
+    assert '"reason":"EMPTY_PROMPT"' in result.stderr and '"reason":"OUT_OF_RANGE"' in result.stderr
 
 
 def test_grpcurl_health_check(server: ServerThread) -> None:
@@ -188,7 +193,9 @@ def wait_for_job(server: ServerThread, job_id: str) -> dict[str, Any]:
 
 def test_the_readme_python_example_runs_as_printed(server: ServerThread) -> None:
     (example, printed), *_ = [
-        (code, out) for code, out in readme_python_examples() if 'Client("127.0.0.1:50051"' in code
+        (code, out)
+        for code, out in python_examples("README.md")
+        if 'Client("127.0.0.1:50051"' in code
     ]
     script = example.replace("127.0.0.1:50051", server.target)
     result = subprocess.run(
