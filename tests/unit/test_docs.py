@@ -13,7 +13,12 @@ from tests.servers import REPO_ROOT
 pytestmark = pytest.mark.unit
 README = REPO_ROOT / "README.md"
 README_JA = REPO_ROOT / "README.ja.md"
-PAGES = [README, README_JA, *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+PAGES = [
+    README,
+    README_JA,
+    *sorted((REPO_ROOT / "docs").rglob("*.md")),
+    *sorted((REPO_ROOT / "clients").glob("*/README.md")),
+]
 FENCE = re.compile(r"^```[a-z]*\n.*?^```$", flags=re.MULTILINE | re.DOTALL)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 FRONT_PAGE_LINES = 250
