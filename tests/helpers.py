@@ -90,8 +90,11 @@ def _skip_space(text: str, position: int) -> int:
     return position
 
 
-def readme_python_examples() -> list[tuple[str, str]]:
-    """The README's ```python blocks with the ```console output printed under each, in order."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def python_examples(page: str) -> list[tuple[str, str]]:
+    """A doc page's ```python blocks with the ```console output printed under each, in order.
+
+    `page` is relative to the repository root ("README.md", "docs/clients.md").
+    """
+    text = (Path(__file__).resolve().parent.parent / page).read_text()
     pattern = r"^```python\n(.*?)^```\n\n[^`]*?```console\n(.*?)^```$"
-    return re.findall(pattern, readme, flags=re.MULTILINE | re.DOTALL)
+    return re.findall(pattern, text, flags=re.MULTILINE | re.DOTALL)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 SETTINGS = {f"SESERAGI_{name.upper()}" for name in Settings.model_fields}
 Object = dict[str, Any]
-# Mounted files a clone does not hold, with the command (documented in the README) that writes one.
+# Mounted files a clone does not hold, with the command (in docs/deployment.md) that writes one.
 PRODUCED = {
     "envoy/keys/jwks.json": ["envoy", "jwks", "--out", "envoy/keys/jwks.json"],
     "envoy/tls": ["envoy", "cert", "--out", "envoy/tls"],
@@ -145,10 +145,10 @@ def bind_mounts(service: str) -> dict[str, str]:
 
 
 def produce(relative: str, out: Path) -> Path:
-    """Run the README's command for a mounted file that is not committed, writing under `out`."""
+    """Run the documented command for a mounted file that is not committed, writing under `out`."""
     command = PRODUCED[relative]
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert f"seseragi {' '.join(command)}" in readme, "the README must say how to produce it"
+    page = (REPO_ROOT / "docs" / "deployment.md").read_text()
+    assert f"seseragi {' '.join(command)}" in page, "docs/deployment.md must say how to produce it"
     seseragi = Path(sys.executable).parent / "seseragi"
     environment = {**os.environ, "SESERAGI_CACHE_DIR": str(out / "cache")}
     subprocess.run(

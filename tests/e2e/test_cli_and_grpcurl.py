@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CAPITAL_QUESTION, json_objects, readme_python_examples
+from tests.helpers import CAPITAL_QUESTION, json_objects, python_examples
 from tests.servers import ServerThread
 
 pytestmark = pytest.mark.e2e
@@ -188,7 +188,9 @@ def wait_for_job(server: ServerThread, job_id: str) -> dict[str, Any]:
 
 def test_the_readme_python_example_runs_as_printed(server: ServerThread) -> None:
     (example, printed), *_ = [
-        (code, out) for code, out in readme_python_examples() if 'Client("127.0.0.1:50051"' in code
+        (code, out)
+        for code, out in python_examples("README.md")
+        if 'Client("127.0.0.1:50051"' in code
     ]
     script = example.replace("127.0.0.1:50051", server.target)
     result = subprocess.run(

@@ -17,7 +17,7 @@ from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
 from seseragi_client import Client, SeseragiError
 from tests.edges import EnvoyProcess, edge_settings
-from tests.helpers import CAPITAL_QUESTION, json_objects, read_stream, readme_python_examples
+from tests.helpers import CAPITAL_QUESTION, json_objects, python_examples, read_stream
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e
@@ -100,10 +100,10 @@ def test_grpcurl_health_needs_a_token_only_for_reflection(envoy: EnvoyProcess) -
     assert "Unauthenticated" in refused.stderr and "Jwt is missing" in refused.stderr
 
 
-def test_the_readme_async_example_runs_through_envoy(envoy: EnvoyProcess) -> None:
+def test_the_docs_async_example_runs_through_envoy(envoy: EnvoyProcess) -> None:
     example, printed = next(
         (code, out)
-        for code, out in readme_python_examples()
+        for code, out in python_examples("docs/clients.md")
         if 'AsyncClient("127.0.0.1:8080"' in code
     )
     result = subprocess.run(
@@ -116,7 +116,7 @@ def test_the_readme_async_example_runs_through_envoy(envoy: EnvoyProcess) -> Non
     )
     assert result.returncode == 0, result.stderr
     text, summary = result.stdout.splitlines()
-    assert text == printed.splitlines()[0]  # greedy: the README's very text
+    assert text == printed.splitlines()[0]  # greedy: the page's very text
     assert summary.endswith(": 12 tokens")
 
 

@@ -1,4 +1,5 @@
-"""The README's OpenAI API examples run as printed against a real replica."""
+"""The OpenAI API examples run as printed against a real replica: the SDK one on the README's
+front page, the curl one in docs/api.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.helpers import readme_python_examples
+from tests.helpers import python_examples
 from tests.servers import REPO_ROOT, ServerThread
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +24,7 @@ def address(server: ServerThread) -> str:
 
 def test_the_sdk_example_prints_what_the_readme_shows(server: ServerThread) -> None:
     (example, printed), *_ = [
-        (code, out) for code, out in readme_python_examples() if "from openai import" in code
+        (code, out) for code, out in python_examples("README.md") if "from openai import" in code
     ]
     script = example.replace(README_ADDRESS, address(server))
     result = subprocess.run(
@@ -50,10 +51,10 @@ def events(text: str) -> list[object]:
     return found
 
 
-def test_the_curl_example_streams_what_the_readme_shows(server: ServerThread) -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_curl_example_streams_what_the_api_page_shows(server: ServerThread) -> None:
+    page = (REPO_ROOT / "docs" / "api.md").read_text()
     match = re.search(
-        r"^\$ (curl -sN 127\.0\.0\.1:8000/v1/.*?)\n(data: .*?\[DONE\])$", readme, re.M | re.S
+        r"^\$ (curl -sN 127\.0\.0\.1:8000/v1/.*?)\n(data: .*?\[DONE\])$", page, re.M | re.S
     )
     assert match is not None
     command = match.group(1).replace("\\\n    ", "").replace(README_ADDRESS, address(server))
