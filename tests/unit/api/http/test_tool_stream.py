@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seseragi.api.http.formatting import Envelope
 from seseragi.api.http.schemas import ChatCompletionChunk, ChunkDelta
@@ -83,7 +85,40 @@ def test_an_unfinished_call_comes_out_as_text_when_cut_short() -> None:
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
+def test_text_after_a_call_ends_with_tool_calls() -> None:
+    chunks = _run(TAGGED, [CALL, "\nDone."])
+    assert _deltas(chunks)[-1].content == "Done."  # the whitespace after the call dropped
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
 def test_nothing_left_at_the_end_still_sends_the_finish() -> None:
     chunks = _run(TAGGED, [CALL, "\n"])
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     assert _deltas(chunks)[-1].tool_calls is not None
+
+
+PIECES = st.lists(
+    st.sampled_from(
+        [CALL, "<tool_call>", "</tool_call>", CALL[12:-13], "<tool", "_call>", "Hi", " ", "\n"]
+    ),
+    max_size=10,
+)
+
+
+@given(pieces=PIECES, fmt=st.sampled_from(Format))
+def test_any_stream_assembles_to_the_whole_answer(pieces: list[str], fmt: Format) -> None:
+    """What a client joins from the chunks is the non-streaming message, and only the last
+    chunk says how the choice ended."""
+    parser = Parser(fmt, TAGGED.names)
+    chunks = _run(parser, pieces)
+    deltas = _deltas(chunks)
+    whole = parser.read("".join(pieces))
+    assert "".join(d.content or "" for d in deltas) == (whole.content or "")
+    streamed = [t for d in deltas for t in d.tool_calls or []]
+    assert [(t.function.name, t.function.arguments) for t in streamed] == [
+        (c.name, c.arguments) for c in whole.calls
+    ]
+    assert [t.index for t in streamed] == list(range(len(streamed)))
+    finishes = [c.choices[0].finish_reason for c in chunks]
+    assert finishes[:-1] == [None] * (len(chunks) - 1)
+    assert finishes[-1] == ("tool_calls" if whole.calls else "stop")
