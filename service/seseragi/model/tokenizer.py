@@ -8,15 +8,19 @@ from typing import Any
 
 CHAT_ROLES = ("system", "user", "assistant")
 Tools = Sequence[dict[str, Any]]  # OpenAI's tool objects: {"type": "function", "function": {...}}
-TOOLS_PREAMBLE = "You can call these functions; to call one, answer with JSON of its arguments:"
+TOOLS_PREAMBLE = (
+    "You can call these functions. To call one, answer with only"
+    ' {"name": <function name>, "arguments": <JSON object of its arguments>}:'
+)
 
 
 class TextTokenizer:
     def __init__(self, hf_tokenizer: Any) -> None:
         self._tok = hf_tokenizer
-        self.has_chat_template = bool(getattr(hf_tokenizer, "chat_template", None))
+        self.chat_template = str(getattr(hf_tokenizer, "chat_template", "") or "")
+        self.has_chat_template = bool(self.chat_template)
         # A template that mentions tools renders them itself (transformers passes `tools`).
-        self.renders_tools = "tools" in str(getattr(hf_tokenizer, "chat_template", "") or "")
+        self.renders_tools = "tools" in self.chat_template
 
     @property
     def hf_tokenizer(self) -> Any:

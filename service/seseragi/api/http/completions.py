@@ -16,7 +16,8 @@ from typing import Any
 from seseragi.api import choices
 from seseragi.api.errors import FieldViolation, InvalidRequest
 from seseragi.api.generations import CacheLookup, Generations, expand
-from seseragi.api.http import convert, formatting, schemas, structured
+from seseragi.api.http import convert, formatting, schemas, structured, tool_calls
+from seseragi.api.http.tool_stream import Chunk, ToolChoiceStream
 from seseragi.engine.types import Request
 from seseragi.runtime.backend import Backend
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -57,11 +58,17 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
     if body.model != backend.info.model_id:
         raise ModelNotFound(body.model)
     request_id = request_id or secrets.token_hex(12)
-    wanted = _messages(body, request_id)
+    template = backend.tokenizer.chat_template
+    wanted = _messages(body, request_id, tool_calls.format_for(template))
     chat = isinstance(body, schemas.ChatCompletionRequest)
     tools = structured.shown_tools(body) if isinstance(body, schemas.ChatCompletionRequest) else []
     tool_call = isinstance(body, schemas.ChatCompletionRequest) and bool(
         structured.forced_tools(body)
+    )
+    parser = (
+        structured.call_parser(body, template)
+        if isinstance(body, schemas.ChatCompletionRequest)
+        else None
     )
     release = generations.hold_slot(who)
     try:
@@ -84,6 +91,7 @@ async def plan(generations: Generations, body: Body, who: str, request_id: str) 
         chat=chat,
         logprobs=wanted[0].options.logprobs,
         tool_call=tool_call,
+        call_parser=parser,
     )
     return Call(run, env, sum(len(p.prompt_token_ids) for p in parsed), release)
 
@@ -111,10 +119,10 @@ async def _parse(
         ) from None
 
 
-def _messages(body: Body, request_id: str) -> list[pb.GenerateRequest]:
-    """One GenerateRequest per prompt (chat has one)."""
+def _messages(body: Body, request_id: str, calls: tool_calls.Format) -> list[pb.GenerateRequest]:
+    """One GenerateRequest per prompt (chat has one); earlier calls are written as `calls`."""
     if isinstance(body, schemas.ChatCompletionRequest):
-        return [convert.chat_request(body, request_id)]
+        return [convert.chat_request(body, request_id, calls)]
     texts = convert.prompts(body)
     ids = [request_id] if len(texts) == 1 else [f"{request_id}-p{i}" for i in range(len(texts))]
     return [convert.completion_request(body, t, i) for t, i in zip(texts, ids, strict=True)]
@@ -132,40 +140,70 @@ async def collect(call: Call) -> schemas.ChatCompletion | schemas.Completion:
 
 
 async def stream(call: Call, idle_s: float, include_usage: bool) -> AsyncIterator[str]:
-    """Server-sent events as OpenAI sends them; `finish_reason` rides on a choice's last text,
-    so each delta waits for the next event of its choice before it goes out."""
+    """Server-sent events as OpenAI sends them."""
     env = call.env
     if env.chat:
         for index in range(len(call.run.requests)):
             yield _sse(formatting.chunk(env, index, None, None, role=True))
-    pending: dict[int, pb.Delta] = {}
-    offsets = [0] * len(call.run.requests)
+    send = _chunker(call)
     completion_tokens = 0
     async for message in choices.events(call.run, idle_s):
         if message is None:
             yield ": keep-alive\n\n"  # a comment: clients skip it, proxies see the stream alive
             continue
-        index = message.choice_index
-        held = pending.pop(index, None)
-        if isinstance(message, pb.Delta):
-            # A token without text (end-of-sequence) joins the held delta; so does all of a
-            # forced call's text, which goes out whole as the call.
-            if held is not None and (not message.text or env.tool_call):
-                held.text += message.text
-                held.logprobs.extend(message.logprobs)
-                pending[index] = held
-                continue
-            if held is not None:
-                yield _sse(formatting.chunk(env, index, held, None, offset=offsets[index]))
-                offsets[index] += len(held.text)
-            pending[index] = message
-            continue
-        completion_tokens += message.usage.output_tokens
-        finish = formatting.finish_reason(message)
-        yield _sse(_last_chunk(env, index, held, finish, offsets[index]))
+        if isinstance(message, pb.Final):
+            completion_tokens += message.usage.output_tokens
+        for chunk in send(message):
+            yield _sse(chunk)
     if include_usage:
         yield _sse(formatting.usage_chunk(env, call.prompt_tokens, completion_tokens))
     yield "data: [DONE]\n\n"
+
+
+def _chunker(call: Call) -> Callable[[pb.Delta | pb.Final], list[Chunk]]:
+    """Each event's chunks: read for the model's own calls ("auto"), or the text as it is."""
+    parser = call.env.call_parser
+    if parser is None:
+        return _PlainChoices(call.env, len(call.run.requests)).chunks
+    streams = [ToolChoiceStream(call.env, i, parser) for i in range(len(call.run.requests))]
+
+    def parsed(message: pb.Delta | pb.Final) -> list[Chunk]:
+        stream = streams[message.choice_index]
+        if isinstance(message, pb.Delta):
+            return stream.add(message)
+        return stream.end(formatting.finish_reason(message))
+
+    return parsed
+
+
+class _PlainChoices:
+    """Text as it comes; `finish_reason` rides on a choice's last text, so each delta waits for
+    the next event of its choice before it goes out."""
+
+    def __init__(self, env: formatting.Envelope, count: int) -> None:
+        self._env = env
+        self._pending: dict[int, pb.Delta] = {}
+        self._offsets = [0] * count
+
+    def chunks(self, message: pb.Delta | pb.Final) -> list[Chunk]:
+        env, index = self._env, message.choice_index
+        held = self._pending.pop(index, None)
+        if isinstance(message, pb.Final):
+            finish = formatting.finish_reason(message)
+            return [_last_chunk(env, index, held, finish, self._offsets[index])]
+        # A token without text (end-of-sequence) joins the held delta; so does all of a forced
+        # call's text, which goes out whole as the call.
+        self._pending[index] = message
+        if held is not None and (not message.text or env.tool_call):
+            held.text += message.text
+            held.logprobs.extend(message.logprobs)
+            self._pending[index] = held
+            return []
+        if held is None:
+            return []
+        offset = self._offsets[index]
+        self._offsets[index] += len(held.text)
+        return [formatting.chunk(env, index, held, None, offset=offset)]
 
 
 def _last_chunk(

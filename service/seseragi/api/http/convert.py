@@ -11,6 +11,7 @@ import re
 from seseragi.api.errors import FieldViolation, InvalidRequest
 from seseragi.api.http import structured, tool_turns
 from seseragi.api.http.schemas import ChatCompletionRequest, ChatMessage, CompletionRequest
+from seseragi.api.http.tool_calls import Format
 from seseragi.engine.types import StopReason
 from seseragi_contract.v1 import generation_pb2 as pb
 
@@ -50,8 +51,11 @@ def param_name(field: str) -> str:
     return PARAMS.get(base, base) + rest
 
 
-def chat_request(body: ChatCompletionRequest, request_id: str) -> pb.GenerateRequest:
-    """The chat body as a GenerateRequest; a forced tool call becomes its grammar."""
+def chat_request(
+    body: ChatCompletionRequest, request_id: str, calls: Format = Format.JSON
+) -> pb.GenerateRequest:
+    """The chat body as a GenerateRequest; a forced tool call becomes its grammar, and earlier
+    calls and their results are written the way the model's template writes them (`calls`)."""
     message = _common(body, request_id)
     forced = structured.forced_tools(body)
     if forced and body.response_format and body.response_format.get("type") != "text":
@@ -61,7 +65,7 @@ def chat_request(body: ChatCompletionRequest, request_id: str) -> pb.GenerateReq
     else:
         structured.apply_response_format(body, message)
     names = tool_turns.call_names(body.messages)
-    message.messages.extend(_chat_message(m, i, names) for i, m in enumerate(body.messages))
+    message.messages.extend(_chat_message(m, i, names, calls) for i, m in enumerate(body.messages))
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else None
     if max_tokens is None:
         max_tokens = body.max_tokens
@@ -131,19 +135,20 @@ def _sampling(body: ChatCompletionRequest | CompletionRequest, sampling: pb.Samp
         sampling.logit_bias[int(token)] = bias
 
 
-def _chat_message(message: ChatMessage, index: int, names: dict[str, str]) -> pb.ChatMessage:
+def _chat_message(
+    message: ChatMessage, index: int, names: dict[str, str], calls: Format
+) -> pb.ChatMessage:
     """One turn; tool calls and tool results become text (see tool_turns)."""
     content = _text(message, index)
     if message.role == "tool":
-        return pb.ChatMessage(
-            role="user", content=tool_turns.result_text(message, content, index, names)
-        )
+        result = tool_turns.result_text(message, content, index, names, calls)
+        return pb.ChatMessage(role="user", content=result)
     if message.tool_calls:
         if message.role != "assistant":
             raise _invalid(
                 f"messages[{index}].tool_calls", "only assistant turns make calls", "UNSUPPORTED"
             )
-        content = tool_turns.calls_text(message.tool_calls, content, index)
+        content = tool_turns.calls_text(message.tool_calls, content, index, calls)
     return pb.ChatMessage(role=message.role, content=content)
 
 

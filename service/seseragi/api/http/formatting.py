@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seseragi.api.convert.responses import STOP_REASONS
-from seseragi.api.http import schemas, structured
+from seseragi.api.http import schemas, structured, tool_calls
 from seseragi.api.http.convert import FINISH_REASONS
 from seseragi_contract.v1 import generation_pb2 as pb
 
@@ -27,15 +27,27 @@ class Envelope:
     chat: bool
     logprobs: bool
     tool_call: bool = False  # a forced call: the text is the call's JSON
+    call_parser: tool_calls.Parser | None = None  # "auto": calls the model writes are read
 
 
 def as_tool_call(text: str, finish: str) -> tuple[str | None, list[schemas.ToolCall] | None, str]:
     """(content, tool_calls, finish_reason) of a forced call's choice: the call when it ended by
     itself, else its text as content (cut by max_tokens: `length`, as OpenAI says)."""
-    calls = structured.tool_calls(text) if finish == "stop" else None
+    calls = structured.forced_calls(text) if finish == "stop" else None
     if calls is None:
         return text, None, finish
     return None, calls, "tool_calls"
+
+
+def openai_calls(calls: list[tool_calls.Call]) -> list[schemas.ToolCall]:
+    """Calls read from the text, each with a fresh id, in OpenAI's shape."""
+    return [
+        schemas.ToolCall(
+            id=structured.call_id(),
+            function=schemas.FunctionCall(name=c.name, arguments=c.arguments),
+        )
+        for c in calls
+    ]
 
 
 def finish_reason(last: pb.Final) -> str:
@@ -139,6 +151,10 @@ def _chat_choice(env: Envelope, index: int, choice: Choice) -> schemas.ChatChoic
     calls = None
     if env.tool_call:
         content, calls, finish = as_tool_call(text, finish)
+    elif env.call_parser is not None:
+        reading = env.call_parser.read(text)
+        if reading.calls:
+            content, calls, finish = reading.content, openai_calls(reading.calls), "tool_calls"
     return schemas.ChatChoice(
         index=index,
         message=schemas.AssistantMessage(content=content, tool_calls=calls),
@@ -148,11 +164,19 @@ def _chat_choice(env: Envelope, index: int, choice: Choice) -> schemas.ChatChoic
 
 
 def tool_call_chunk(
-    env: Envelope, index: int, calls: list[schemas.ToolCall]
+    env: Envelope,
+    index: int,
+    calls: list[schemas.ToolCall],
+    finish: str | None = "tool_calls",
+    *,
+    first: int = 0,
+    logprobs: list[pb.TokenLogprob] | None = None,
 ) -> schemas.ChatCompletionChunk:
-    """A forced call, whole in one chunk (OpenAI streams its arguments in pieces; clients join
-    them, so one piece is the same call)."""
-    streamed = [schemas.ChunkToolCall(index=i, **c.model_dump()) for i, c in enumerate(calls)]
+    """Calls, each whole in one delta numbered from `first` (OpenAI streams a call's arguments
+    in pieces; clients join them, so one piece is the same call)."""
+    streamed = [
+        schemas.ChunkToolCall(index=first + i, **c.model_dump()) for i, c in enumerate(calls)
+    ]
     return schemas.ChatCompletionChunk(
         id=env.id,
         created=env.created,
@@ -162,7 +186,8 @@ def tool_call_chunk(
             schemas.ChatChunkChoice(
                 index=index,
                 delta=schemas.ChunkDelta(tool_calls=streamed),
-                finish_reason="tool_calls",
+                logprobs=chat_logprobs(logprobs) if env.logprobs and logprobs else None,
+                finish_reason=finish,
             )
         ],
     )

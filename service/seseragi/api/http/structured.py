@@ -3,8 +3,9 @@ forced call's JSON back as OpenAI's `tool_calls`.
 
 A required or named call is generated as `{"name": ..., "arguments": {...}}` under a grammar, so
 even a small model returns a call that parses and matches its function's parameters. With
-`tool_choice` "auto" the tools are shown to the model but its text is returned as is (Seseragi
-has no per-model tool-call parser, unlike vLLM's `--tool-call-parser`).
+`tool_choice` "auto" (OpenAI's default when tools are given) the model chooses, and the calls it
+writes are read from its text by the parser its chat template implies (tool_calls.py), as vLLM's
+`--tool-call-parser` does without having to be told which.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import secrets
 from typing import Any
 
 from seseragi.api.errors import FieldViolation, InvalidRequest
-from seseragi.api.http import schemas
+from seseragi.api.http import schemas, tool_calls
 from seseragi_contract.v1 import generation_pb2 as pb
 
 ANY_OBJECT = {"type": "object"}
@@ -63,6 +64,21 @@ def shown_tools(body: schemas.ChatCompletionRequest) -> list[dict[str, Any]]:
     return list(body.tools or [])
 
 
+def call_parser(
+    body: schemas.ChatCompletionRequest, chat_template: str
+) -> tool_calls.Parser | None:
+    """How the model's own calls are read ("auto"); None without tools or with a forced call."""
+    shown = shown_tools(body)
+    if not shown or forced_tools(body):
+        return None
+    names = frozenset(_function(tool, i)["name"] for i, tool in enumerate(shown))
+    return tool_calls.Parser(tool_calls.format_for(chat_template), names)
+
+
+def call_id() -> str:
+    return f"call_{secrets.token_hex(12)}"
+
+
 def call_grammar(functions: list[dict[str, Any]]) -> str:
     """A JSON schema for one call to any of `functions`."""
     calls = [
@@ -80,7 +96,7 @@ def call_grammar(functions: list[dict[str, Any]]) -> str:
     return json.dumps(calls[0] if len(calls) == 1 else {"anyOf": calls})
 
 
-def tool_calls(text: str) -> list[schemas.ToolCall] | None:
+def forced_calls(text: str) -> list[schemas.ToolCall] | None:
     """The call a forced generation made, or None when its text is not a whole call (cut short)."""
     try:
         call = json.loads(text)
@@ -88,7 +104,7 @@ def tool_calls(text: str) -> list[schemas.ToolCall] | None:
     except (ValueError, KeyError, TypeError):
         return None
     function = schemas.FunctionCall(name=name, arguments=json.dumps(arguments))
-    return [schemas.ToolCall(id=f"call_{secrets.token_hex(12)}", function=function)]
+    return [schemas.ToolCall(id=call_id(), function=function)]
 
 
 def _function(tool: dict[str, Any], index: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import pytest
 from seseragi.api.errors import InvalidRequest
 from seseragi.api.http import convert
 from seseragi.api.http.schemas import ChatCompletionRequest
+from seseragi.api.http.tool_calls import Format, read
 
 pytestmark = pytest.mark.unit
 CALL = {
@@ -35,6 +36,25 @@ def test_a_call_and_its_result_become_assistant_and_user_text() -> None:
         ("assistant", '{"name": "get_weather", "arguments": {"city": "Tokyo"}}'),
         ("user", "Result of get_weather (call call_1):\n18C"),
     ]
+
+
+def test_a_tagged_template_gets_calls_and_results_as_it_writes_them() -> None:
+    """Qwen/Hermes templates write a call as a `<tool_call>` block and a result as a user turn
+    holding a `<tool_response>` block; what the model sees is what it is read back as."""
+    result = {"role": "tool", "tool_call_id": "call_1", "content": "18C"}
+    request = convert.chat_request(
+        _body({"role": "assistant", "content": "Looking.", "tool_calls": [CALL]}, result),
+        "r",
+        Format.TAGGED,
+    )
+    turns = [(m.role, m.content) for m in request.messages]
+    block = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Tokyo"}}\n</tool_call>'
+    assert turns[1:] == [
+        ("assistant", f"Looking.\n{block}"),
+        ("user", "<tool_response>\n18C\n</tool_response>"),
+    ]
+    reading = read(turns[1][1], Format.TAGGED, {"get_weather"})
+    assert reading.content == "Looking." and reading.calls[0].name == "get_weather"
 
 
 def test_the_assistant_text_before_its_calls_is_kept() -> None:
