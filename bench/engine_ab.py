@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from bench import grpc_load
-from bench.engines import server_settings
+from bench.engines import Serving, server_settings
 from bench.metrics import ScenarioResult
 from bench.prompts import RenderedPrompt, load_tokenizer, workload_prompts
 from bench.run import DEFAULT_OUT
@@ -34,10 +34,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_mode(
-    mode: str, workload: Workload, prompts: list[RenderedPrompt], out: Path, index: int
+    mode: str,
+    workload: Workload,
+    prompts: list[RenderedPrompt],
+    out: Path,
+    index: int,
+    serving: Serving,
 ) -> list[tuple[ScenarioResult, float]]:
     """Each scenario's figures and the server's CPU seconds per generated token during it."""
-    settings = {**server_settings(Settings().cache_dir), "SESERAGI_ENGINE_PROCESS": MODES[mode]}
+    settings = {
+        **server_settings(Settings().cache_dir, serving),
+        "SESERAGI_ENGINE_PROCESS": MODES[mode],
+    }
     results = []
     with ServerProcess(settings, out / f"server-{mode}-{index}.log") as server:
         for concurrency in workload.concurrencies:
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT / "engine-ab")
+    parser.add_argument("--quantization", choices=("none", "int8", "int4"), default="none")
     args = parser.parse_args(argv)
     workload = Workload(args.max_new_tokens, 0, 16, tuple(args.concurrency), sequential_requests=2)
     settings = Settings()
@@ -62,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     for index in range(args.rounds):
         order = ("thread", "core") if index % 2 == 0 else ("core", "thread")
         for mode in order:
-            for result, cpu_per_token in run_mode(mode, workload, prompts, args.out, index):
+            serving = Serving(quantization=args.quantization)
+            for result, cpu_per_token in run_mode(
+                mode, workload, prompts, args.out, index, serving
+            ):
                 rows.setdefault((mode, result.name), []).append(result)
                 print(
                     f"round {index} {mode:6} {result.name:14} {result.tokens_per_second:7.1f} tok/s"
