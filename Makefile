@@ -8,7 +8,7 @@ GEN_DIR := contract/seseragi_contract/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
 .PHONY: run test venv model redis bench-peers bench-redis chaos proto proto-check lint format bench clean observability-tools envoy-config \
-  envoy-deploy node-tools client-tools clients-deps clients clients-check web clients-go
+  envoy-deploy settings-doc node-tools client-tools clients-deps clients clients-check web clients-go
 
 run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
 	$(BIN)/seseragi stack
@@ -128,6 +128,9 @@ envoy-config: $(STAMP) ## Render Envoy's config and the contract's descriptor se
 
 envoy-deploy: $(STAMP) ## Render the committed compose, Kubernetes and sidecar Envoy configs and rate-limit rules.
 	$(BIN)/seseragi envoy render --target compose --target k8s --target sidecar
+
+settings-doc: $(STAMP) ## Write docs/settings.md from the settings classes (a unit test fails when it is stale).
+	$(BIN)/python -m seseragi.settings.reference > docs/settings.md
 
 lint: $(STAMP) ## ruff, mypy and hadolint.
 	$(BIN)/ruff check .

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from google.protobuf import json_format
 
-from seseragi.config import DEFAULT_MODEL, Settings
+from seseragi.settings import DEFAULT_MODEL, ServeSettings, Settings, WorkerSettings
+from seseragi.settings.flags import add_flags
 
 if TYPE_CHECKING:
     from seseragi_client import Client
@@ -27,17 +29,26 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seseragi", description="Serve and call a streaming LLM over gRPC."
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {metadata.version('seseragi')}"
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser(
-        "serve", help="run the gRPC server (settings from SESERAGI_* variables)"
+        "serve",
+        help="run the gRPC server (settings from flags, then SESERAGI_* variables)",
+        description="Run the gRPC server and the OpenAI HTTP API. Every setting is a flag or a"
+        " SESERAGI_* variable; a flag wins.",
     )
-    serve.set_defaults(handler=_serve)
+    serve.set_defaults(handler=_serve, flags=add_flags(serve, ServeSettings))
 
     worker = commands.add_parser(
-        "worker", help="run queued jobs without serving calls (settings from SESERAGI_*)"
+        "worker",
+        help="run queued jobs without serving calls (settings from flags, then SESERAGI_*)",
+        description="Run queued jobs without serving calls. Every setting is a flag or a"
+        " SESERAGI_* variable; a flag wins.",
     )
-    worker.set_defaults(handler=_worker)
+    worker.set_defaults(handler=_worker, flags=add_flags(worker, WorkerSettings))
 
     generate = commands.add_parser("generate", help="generate text through a running server")
     generate.add_argument("prompt")
@@ -217,7 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
     from seseragi.api.identity import UnguardedStart
     from seseragi.runtime.app import serve
 
-    settings = Settings()
+    settings = args.flags.read(args)
     logs.configure(settings.log_level)
     try:
         asyncio.run(serve(settings))
@@ -231,7 +242,7 @@ def _worker(args: argparse.Namespace) -> int:
     from seseragi import logs
     from seseragi.runtime.worker import work
 
-    settings = Settings()
+    settings = args.flags.read(args)
     logs.configure(settings.log_level)
     asyncio.run(work(settings))
     return 0

@@ -32,9 +32,12 @@ def free_port() -> int:
 @pytest.fixture
 def server_process() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
-    env = {**os.environ, "SESERAGI_PORT": str(port), "SESERAGI_SHUTDOWN_GRACE_SECONDS": "60"}
+    # Flags win over variables: were these variables read, the server would bind port 1 and
+    # cut the drained stream after 1 s.
+    env = {**os.environ, "SESERAGI_PORT": "1", "SESERAGI_SHUTDOWN_GRACE_SECONDS": "1"}
+    flags = ["--port", str(port), "--shutdown-grace-seconds", "60"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "seseragi.cli", "serve"], env=env, stderr=subprocess.PIPE
+        [sys.executable, "-m", "seseragi.cli", "serve", *flags], env=env, stderr=subprocess.PIPE
     )
     try:
         yield process, f"127.0.0.1:{port}"

@@ -18,12 +18,12 @@ from seseragi.api.convert.requests import GenerateMessage
 from seseragi.api.errors import NotReady
 from seseragi.api.limits import CallerSlots
 from seseragi.cache.result_cache import ResultCache, cache_key
-from seseragi.config import Settings
 from seseragi.engine.errors import EngineFull
 from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, Request
 from seseragi.model.tokenizer import Tools
 from seseragi.runtime.backend import Backend
+from seseragi.settings import ServeSettings
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -62,7 +62,7 @@ def expand(parsed: Request, n: int) -> list[Request]:
 class Generations:
     def __init__(
         self,
-        settings: Settings,
+        settings: ServeSettings,
         telemetry: Telemetry | None = None,
         results: ResultCache | None = None,
     ) -> None:

@@ -20,10 +20,10 @@ from seseragi.api.errors import (
 )
 from seseragi.api.identity import caller
 from seseragi.api.limits import CallerSlots
-from seseragi.config import Settings
 from seseragi.jobs.store import JobEnded, JobNotFound, JobRecord, JobStore
 from seseragi.jobs.tail import LogTail
 from seseragi.runtime.backend import Backend
+from seseragi.settings import ServeSettings
 from seseragi_contract.v1 import generation_pb2 as pb
 from seseragi_contract.v1 import jobs_pb2, jobs_pb2_grpc
 
@@ -63,7 +63,7 @@ def job_message(record: JobRecord, *, with_result: bool) -> jobs_pb2.Job:
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, settings: Settings, store: JobStore, tail: LogTail) -> None:
+    def __init__(self, settings: ServeSettings, store: JobStore, tail: LogTail) -> None:
         self._settings = settings
         self._store = store
         self._tail = tail

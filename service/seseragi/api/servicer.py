@@ -19,9 +19,9 @@ from seseragi.api.convert.requests import (
 from seseragi.api.errors import InvalidRequest, NotReady, abort, error_boundary
 from seseragi.api.generations import CacheLookup, Generations, expand
 from seseragi.cache.result_cache import ResultCache
-from seseragi.config import Settings
 from seseragi.engine.types import Request
 from seseragi.runtime.backend import Backend
+from seseragi.settings import ServeSettings
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     def __init__(
         self,
-        settings: Settings,
+        settings: ServeSettings,
         telemetry: Telemetry | None = None,
         results: ResultCache | None = None,
     ) -> None:

@@ -7,12 +7,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from seseragi.config import Settings
+from seseragi.settings import JobsSettings
 
 CACHE_DATABASE = 1  # the default cache URL: the job Redis's server, this logical database
 
 
-def cache_url(settings: Settings) -> str:
+def cache_url(settings: JobsSettings) -> str:
     """The result cache's Redis: SESERAGI_CACHE_REDIS_URL, else the job Redis with database 1."""
     if settings.cache_redis_url:
         return settings.cache_redis_url
@@ -20,7 +20,7 @@ def cache_url(settings: Settings) -> str:
     return urlunsplit(parts._replace(path=f"/{CACHE_DATABASE}"))
 
 
-def connect(settings: Settings, *, url: str = "", blocking_seconds: float = 0.0) -> Redis:
+def connect(settings: JobsSettings, *, url: str = "", blocking_seconds: float = 0.0) -> Redis:
     """A client whose every command gives up after `redis_timeout_seconds`.
 
     A client used for blocking reads (XREADGROUP BLOCK) passes how long it blocks, so the read
@@ -40,7 +40,7 @@ def connect(settings: Settings, *, url: str = "", blocking_seconds: float = 0.0)
     return Redis.from_pool(pool)  # closing the client closes its pool
 
 
-def connect_one(settings: Settings, *, blocking_seconds: float) -> Redis:
+def connect_one(settings: JobsSettings, *, blocking_seconds: float) -> Redis:
     """A client on one dedicated connection, for a single reader that blocks (XREAD BLOCK)."""
     timeout = settings.redis_timeout_seconds
     return Redis.from_url(

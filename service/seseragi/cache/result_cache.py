@@ -23,9 +23,9 @@ from google.protobuf.message import DecodeError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from seseragi.config import Settings
 from seseragi.engine.types import Request
 from seseragi.model.loader import ModelInfo
+from seseragi.settings import JobsSettings
 from seseragi_contract.v1 import generation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def cache_key(request: Request, info: ModelInfo, *, seeded: bool, scope: str) ->
 
 class ResultCache:
     def __init__(
-        self, redis: Redis, settings: Settings, observer: CacheObserver | None = None
+        self, redis: Redis, settings: JobsSettings, observer: CacheObserver | None = None
     ) -> None:
         self._redis = redis
         self._observer = observer or NullCacheObserver()

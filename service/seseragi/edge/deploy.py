@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seseragi.api.identity import is_loopback
-from seseragi.config import Settings
 from seseragi.edge import descriptor, ratelimit, render
+from seseragi.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = Path("/etc/envoy")  # where both targets mount the files below inside the container

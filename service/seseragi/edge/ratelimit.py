@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seseragi.config import Settings
+from seseragi.settings import EdgeSettings
 
 DOMAIN = "seseragi"
 SUBJECT_KEY = "subject"  # value: the verified `sub`, one counter per caller
@@ -27,7 +27,7 @@ def descriptors() -> dict[str, str]:
     }
 
 
-def service_config(settings: Settings) -> dict[str, Any]:
+def service_config(settings: EdgeSettings) -> dict[str, Any]:
     """The service's YAML rules: the same per-minute numbers as the local token buckets."""
     return {
         "domain": DOMAIN,
@@ -58,7 +58,7 @@ def service_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def service_config_text(settings: Settings) -> str:
+def service_config_text(settings: EdgeSettings) -> str:
     # pyyaml is a dev tool: rules are rendered in a checkout, never in the image.
     import yaml  # type: ignore[import-untyped,unused-ignore]
 

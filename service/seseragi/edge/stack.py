@@ -18,8 +18,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from seseragi.config import Settings
 from seseragi.edge import render, tokens, web
+from seseragi.settings import Settings
 
 SERVICE = "seseragi.v1.GenerationService"
 EXAMPLE = (

@@ -7,8 +7,8 @@ import time
 
 import jwt
 
-from seseragi.config import Settings
 from seseragi.edge.keys import ES256_KEY_ID, KEY_ID, dev_es256_key, dev_key
+from seseragi.settings import Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from seseragi.config import Settings
 from seseragi.engine.builder import build_engine
 from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
 from seseragi.engine.engine import Engine, EngineConfig
@@ -11,9 +10,10 @@ from seseragi.engine.sequence import EventSink, Sequence
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Request
 from seseragi.model.loader import ENGINE_FORMATS, LoadedModel
+from seseragi.settings import WorkerSettings
 
 
-def make_engine(loaded: LoadedModel, settings: Settings) -> Engine:
+def make_engine(loaded: LoadedModel, settings: WorkerSettings) -> Engine:
     info = loaded.info
     config = EngineConfig(
         max_running=settings.max_running_requests,

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from seseragi.config import Settings
 from seseragi.engine import ipc
 from seseragi.engine.build import make_sequence
 from seseragi.engine.core_spawn import CoreProcess, CoreStartFailed, describe_exit
@@ -26,6 +25,7 @@ from seseragi.engine.handle import EngineStats, RequestHandle, queue_position
 from seseragi.engine.observer import EngineObserver, NullObserver
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Failed, Finished, Request
+from seseragi.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 30.0  # a clean stop finishes the current step; past this the core is killed
@@ -33,7 +33,7 @@ __all__ = ["CoreClient", "CoreProcess", "CoreStartFailed"]
 
 
 class CoreClient:
-    def __init__(self, settings: Settings, decoder: Decoder, core: CoreProcess) -> None:
+    def __init__(self, settings: WorkerSettings, decoder: Decoder, core: CoreProcess) -> None:
         self._decoder = decoder
         self._core = core
         self.info = core.info
@@ -52,7 +52,7 @@ class CoreClient:
         core.exited.add_done_callback(lambda _: self._core_exited())
 
     @classmethod
-    async def launch(cls, settings: Settings, decoder: Decoder) -> CoreClient:
+    async def launch(cls, settings: WorkerSettings, decoder: Decoder) -> CoreClient:
         """Start a core, wait until its model is loaded; raise CoreStartFailed if it cannot."""
         return cls(settings, decoder, await CoreProcess.start(settings))
 

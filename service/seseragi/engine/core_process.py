@@ -19,7 +19,6 @@ from typing import Any
 import zmq
 
 from seseragi import logs
-from seseragi.config import Settings
 from seseragi.engine import ipc
 from seseragi.engine.build import make_engine, make_sequence
 from seseragi.engine.detokenizer import Decoder
@@ -28,6 +27,7 @@ from seseragi.engine.errors import EngineStopped, ModelFailure
 from seseragi.engine.grammar import Grammars, grammars_for
 from seseragi.engine.sequence import EventSink, Sequence
 from seseragi.engine.types import Failed, Finished
+from seseragi.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 IDLE_POLL_MS = 500  # how often an idle core checks that its parent still lives
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     # the terminal's process group or a SIGTERM to the whole cgroup must not cut its drain short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    settings = Settings.model_validate_json(sys.stdin.read())
+    settings = WorkerSettings.model_validate_json(sys.stdin.read())
     logs.configure(settings.log_level)
     context = zmq.Context()
     commands = context.socket(zmq.PULL)

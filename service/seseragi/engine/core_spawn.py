@@ -15,9 +15,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from seseragi.config import Settings
 from seseragi.engine import ipc
 from seseragi.model.loader import ModelInfo
+from seseragi.settings import WorkerSettings
 
 
 class CoreStartFailed(RuntimeError):
@@ -57,7 +57,7 @@ class CoreProcess:
         self.info: ModelInfo
 
     @classmethod
-    async def start(cls, settings: Settings) -> CoreProcess:
+    async def start(cls, settings: WorkerSettings) -> CoreProcess:
         workdir = tempfile.mkdtemp(prefix="seseragi-core-")
         context = zmq.asyncio.Context()
         commands = context.socket(zmq.PUSH)

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from seseragi.api.identity import ANONYMOUS
-from seseragi.config import Settings
 from seseragi.jobs import scripts
 from seseragi.jobs.observer import JobObserver, NullJobObserver
 from seseragi.jobs.records import (
@@ -32,6 +31,7 @@ from seseragi.jobs.records import (
     entries_reply,
     hash_reply,
 )
+from seseragi.settings import JobsSettings
 
 __all__ = [
     "CallerJobLimit",
@@ -84,7 +84,7 @@ class JobStore:
         self,
         redis: Redis,
         blocking: Redis,
-        settings: Settings,
+        settings: JobsSettings,
         observer: JobObserver | None = None,
     ) -> None:
         self._redis = redis

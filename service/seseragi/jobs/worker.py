@@ -25,12 +25,12 @@ from redis.exceptions import RedisError
 from seseragi.api import relay
 from seseragi.api.convert import responses
 from seseragi.api.errors import InvalidRequest, to_status
-from seseragi.config import Settings
 from seseragi.engine.errors import EngineFull
 from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, Request, TextDelta
 from seseragi.jobs.store import Claimed, JobRecord, JobStore
 from seseragi.runtime.backend import Backend
+from seseragi.settings import WorkerSettings
 from seseragi_contract.v1 import generation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 
 class JobWorker:
-    def __init__(self, store: JobStore, backend: Backend, settings: Settings) -> None:
+    def __init__(self, store: JobStore, backend: Backend, settings: WorkerSettings) -> None:
         self._store = store
         self._backend = backend
         self._settings = settings

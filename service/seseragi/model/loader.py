@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seseragi.config import DEFAULT_MODEL, Settings
 from seseragi.model import builtin
 from seseragi.model.tokenizer import TextTokenizer
+from seseragi.settings import DEFAULT_MODEL, EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,14 @@ class LoadedModel:
 ENGINE_FORMATS = frozenset({"int8", "int4"})  # weight-only formats the CPU engine quantizes itself
 
 
-def resolve_model_dir(settings: Settings) -> str:
+def resolve_model_dir(settings: EngineSettings) -> str:
     """The built-in model's converted directory, a local directory, or a hub id as given."""
     if settings.model == DEFAULT_MODEL:
         return str(builtin.pull(settings.cache_dir))
     return settings.model
 
 
-def load(settings: Settings) -> LoadedModel:
+def load(settings: EngineSettings) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -110,14 +110,14 @@ def load(settings: Settings) -> LoadedModel:
     return LoadedModel(model, TextTokenizer(hf_tokenizer), info)
 
 
-def load_tokenizer(settings: Settings) -> TextTokenizer:
+def load_tokenizer(settings: EngineSettings) -> TextTokenizer:
     """The tokenizer alone, for a front end whose engine core loads the model."""
     from transformers import AutoTokenizer
 
     return TextTokenizer(AutoTokenizer.from_pretrained(resolve_model_dir(settings)))
 
 
-def _choose_device(settings: Settings, torch: Any) -> str:
+def _choose_device(settings: EngineSettings, torch: Any) -> str:
     if settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available()):
         return "cuda:0"
     return "cpu"
@@ -137,7 +137,7 @@ def _bnb_config(quantization: str, torch: Any) -> Any:
     )
 
 
-def _context_length(model: Any, settings: Settings) -> int:
+def _context_length(model: Any, settings: EngineSettings) -> int:
     window = int(getattr(model.config, "max_position_embeddings", 2048))
     return min(window, settings.max_context_tokens) if settings.max_context_tokens else window
 
@@ -157,7 +157,7 @@ def _pad_token_id(tokenizer: Any) -> int:
     return 0
 
 
-def _revision(settings: Settings, source: str, model: Any) -> str:
+def _revision(settings: EngineSettings, source: str, model: Any) -> str:
     """A digest of the weights, so caches keyed on it never mix two models."""
     path = Path(source)
     if settings.model == DEFAULT_MODEL:

@@ -20,7 +20,6 @@ from seseragi.api.jobs_servicer import JobServicer
 from seseragi.api.servicer import GenerationServicer
 from seseragi.cache import redis_link
 from seseragi.cache.result_cache import ResultCache
-from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient
 from seseragi.jobs.store import JobStore, sample_depth_forever
 from seseragi.jobs.tail import BLOCK_MS, LogTail
@@ -28,6 +27,7 @@ from seseragi.jobs.worker import JobWorker
 from seseragi.model.loader import LoadedModel, load
 from seseragi.runtime.backend import Backend
 from seseragi.runtime.engines import load_front_end, open_engine, warm_up
+from seseragi.settings import ServeSettings
 from seseragi.telemetry.hub import Telemetry
 from seseragi_contract.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 
@@ -57,7 +57,7 @@ class RunningServer:
     results: ResultCache | None = None
 
 
-async def start(settings: Settings) -> RunningServer:
+async def start(settings: ServeSettings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
     check_start(
         settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
@@ -125,7 +125,7 @@ async def start(settings: Settings) -> RunningServer:
 async def become_ready(
     running: RunningServer,
     loaded: LoadedModel,
-    settings: Settings,
+    settings: ServeSettings,
     engine: EngineClient | None = None,
 ) -> None:
     """Start the engine (unless given one), prove it with one generation, then report SERVING."""
@@ -200,7 +200,7 @@ async def drain_and_stop(
     log.info("stopped")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: ServeSettings) -> None:
     """The whole life of `seseragi serve`; returns once drained after SIGTERM or SIGINT."""
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -221,7 +221,7 @@ async def serve(settings: Settings) -> None:
     await drain_and_stop(running, settings.shutdown_grace_seconds, settings.shutdown_notice_seconds)
 
 
-async def _load_and_warm(running: RunningServer, settings: Settings) -> None:
+async def _load_and_warm(running: RunningServer, settings: ServeSettings) -> None:
     if settings.engine_process:
         loaded, client = await load_front_end(settings)
         await become_ready(running, loaded, settings, client)

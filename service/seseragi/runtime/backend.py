@@ -9,11 +9,11 @@ import asyncio
 from dataclasses import dataclass
 
 from seseragi.api.convert.requests import GenerateMessage, parse_generate
-from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Request
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer, Tools
+from seseragi.settings import GenerationSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class Backend:
     async def parse(
         self,
         request: GenerateMessage,
-        settings: Settings,
+        settings: GenerationSettings,
         time_remaining: float | None,
         tools: Tools = (),
     ) -> Request:

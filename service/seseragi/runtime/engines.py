@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
-from seseragi.config import Settings
 from seseragi.engine.async_engine import AsyncEngine
 from seseragi.engine.build import make_engine
 from seseragi.engine.core_client import CoreClient, CoreProcess
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load_tokenizer
+from seseragi.settings import WorkerSettings
 
 
-def build_engine(loaded: LoadedModel, settings: Settings) -> AsyncEngine:
+def build_engine(loaded: LoadedModel, settings: WorkerSettings) -> AsyncEngine:
     """The in-process engine: a thread of this process steps the batch."""
     return AsyncEngine(make_engine(loaded, settings), loaded.tokenizer)
 
 
-async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
+async def open_engine(loaded: LoadedModel, settings: WorkerSettings) -> EngineClient:
     """The engine `settings` ask for: a core process (it loads the model itself), or a thread."""
     if settings.engine_process:
         return await CoreClient.launch(settings, loaded.tokenizer)
@@ -27,7 +27,7 @@ async def open_engine(loaded: LoadedModel, settings: Settings) -> EngineClient:
     return await asyncio.to_thread(build_engine, loaded, settings)
 
 
-async def load_front_end(settings: Settings) -> tuple[LoadedModel, CoreClient]:
+async def load_front_end(settings: WorkerSettings) -> tuple[LoadedModel, CoreClient]:
     """With a core process, this process needs the tokenizer only; both load side by side."""
     async with asyncio.TaskGroup() as loading:  # one failing cancels (and so kills) the other
         tokenizing = loading.create_task(asyncio.to_thread(load_tokenizer, settings))

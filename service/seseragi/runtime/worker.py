@@ -8,19 +8,19 @@ import signal
 import time
 
 from seseragi.cache import redis_link
-from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient
 from seseragi.jobs.store import JobStore, sample_depth_forever
 from seseragi.jobs.worker import JobWorker
 from seseragi.model.loader import load
 from seseragi.runtime.backend import Backend
 from seseragi.runtime.engines import build_engine, load_front_end, warm_up
+from seseragi.settings import WorkerSettings
 from seseragi.telemetry.hub import Telemetry
 
 log = logging.getLogger(__name__)
 
 
-async def work(settings: Settings) -> None:
+async def work(settings: WorkerSettings) -> None:
     """Load, warm up, run jobs until SIGTERM/SIGINT; running jobs may finish within the grace.
 
     /metrics carries the engine and job metrics (reclaims happen in workers), as on `serve`.

@@ -10,11 +10,11 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from seseragi.config import Settings
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Finished
 from seseragi.model.loader import ModelInfo
+from seseragi.settings import WorkerSettings
 from seseragi.telemetry import tracing
 from seseragi.telemetry.calls import Caller, CallInterceptor, annotate
 from seseragi.telemetry.engine_metrics import EngineMetrics
@@ -27,14 +27,14 @@ SERVICE_NAME = "seseragi"
 
 @dataclass(slots=True)
 class Telemetry:
-    settings: Settings
+    settings: WorkerSettings
     metrics: Metrics
     tracer_provider: TracerProvider
     exporter: WSGIServer | None = None
     model_id: str = ""
 
     @classmethod
-    def start(cls, settings: Settings) -> Telemetry:
+    def start(cls, settings: WorkerSettings) -> Telemetry:
         metrics = Metrics(settings.metrics_latency_buckets, settings.metrics_token_gap_buckets)
         provider = tracing.tracer_provider(SERVICE_NAME, settings.otlp_endpoint)
         telemetry = cls(settings, metrics, provider)

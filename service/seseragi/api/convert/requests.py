@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from seseragi.api.convert.structured import compile_violation, structured_spec
 from seseragi.api.errors import FieldViolation, InvalidRequest
-from seseragi.config import Settings
 from seseragi.engine.grammar import grammars_for
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
 from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer, Tools
+from seseragi.settings import GenerationSettings
 from seseragi_contract.v1 import generation_pb2 as pb
 
 MAX_REQUEST_ID_LENGTH = 128
@@ -80,7 +80,7 @@ def render_input(
 
 
 def input_limit_violation(
-    rendered: RenderedInput, settings: Settings, context_length: int
+    rendered: RenderedInput, settings: GenerationSettings, context_length: int
 ) -> FieldViolation | None:
     limit = min(settings.max_input_tokens, context_length - 1)
     count = len(rendered.token_ids)
@@ -96,7 +96,7 @@ def input_limit_violation(
 def parse_generate(
     message: GenerateMessage,
     tokenizer: TextTokenizer,
-    settings: Settings,
+    settings: GenerationSettings,
     context_length: int,
     time_remaining: float | None,
     tools: Tools = (),
@@ -132,7 +132,9 @@ def parse_generate(
     )
 
 
-def _check_parameters(message: GenerateMessage, settings: Settings) -> list[FieldViolation]:
+def _check_parameters(
+    message: GenerateMessage, settings: GenerationSettings
+) -> list[FieldViolation]:
     found = (
         _check_sampling(message.sampling)
         + _check_openai_sampling(message.sampling)
@@ -214,7 +216,9 @@ def _check_token_ids(message: GenerateMessage, vocab_size: int) -> list[FieldVio
     return found
 
 
-def _check_stopping(stopping: pb.StoppingCriteria, settings: Settings) -> list[FieldViolation]:
+def _check_stopping(
+    stopping: pb.StoppingCriteria, settings: GenerationSettings
+) -> list[FieldViolation]:
     found = []
     max_new = (
         stopping.max_new_tokens
@@ -262,7 +266,7 @@ def _check_stopping(stopping: pb.StoppingCriteria, settings: Settings) -> list[F
     return found
 
 
-def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams:
+def _sampling(sampling: pb.SamplingParams, settings: GenerationSettings) -> SamplingParams:
     return SamplingParams(
         temperature=sampling.temperature
         if sampling.HasField("temperature")
@@ -280,7 +284,7 @@ def _sampling(sampling: pb.SamplingParams, settings: Settings) -> SamplingParams
     )
 
 
-def _stopping(stopping: pb.StoppingCriteria, settings: Settings) -> StoppingParams:
+def _stopping(stopping: pb.StoppingCriteria, settings: GenerationSettings) -> StoppingParams:
     time_limit_ms = stopping.time_limit_ms if stopping.HasField("time_limit_ms") else 0
     return StoppingParams(
         max_new_tokens=stopping.max_new_tokens

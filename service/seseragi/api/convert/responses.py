@@ -5,10 +5,10 @@ from __future__ import annotations
 from google.protobuf import duration_pb2
 
 from seseragi.api import identity
-from seseragi.config import Settings
 from seseragi.engine.types import Finished, Request, StopReason, TextDelta, TokenLogprob
 from seseragi.model.loader import ModelInfo
 from seseragi.model.tokenizer import TextTokenizer
+from seseragi.settings import ServeSettings
 from seseragi_contract.v1 import generation_pb2 as pb
 
 STOP_REASONS = {
@@ -104,7 +104,7 @@ def response_metadata(response: pb.GenerateResponse) -> tuple[tuple[str, str], .
     )
 
 
-def model_info(info: ModelInfo, settings: Settings, *, chat: bool) -> pb.GetModelInfoResponse:
+def model_info(info: ModelInfo, settings: ServeSettings, *, chat: bool) -> pb.GetModelInfoResponse:
     return pb.GetModelInfoResponse(
         model_id=info.model_id,
         revision=info.revision,

@@ -25,7 +25,7 @@ from seseragi.api.generations import Generations
 from seseragi.api.http import completions, schemas
 from seseragi.api.http.errors import error_response, from_exception
 from seseragi.api.identity import SECRET_HEADER, verified_subject
-from seseragi.config import Settings
+from seseragi.settings import ServeSettings
 from seseragi.telemetry.calls import annotate, begin
 from seseragi.telemetry.http_metrics import CLIENT_CLOSED, HttpMetrics
 
@@ -34,7 +34,7 @@ T = TypeVar("T")
 OPEN_PATHS = ("/health",)  # load balancers probe without credentials
 
 
-def create_app(generations: Generations, settings: Settings, metrics: HttpMetrics) -> FastAPI:
+def create_app(generations: Generations, settings: ServeSettings, metrics: HttpMetrics) -> FastAPI:
     app = FastAPI(title="Seseragi OpenAI-compatible API", docs_url=None, redoc_url=None)
     app.state.generations = generations
 
@@ -87,7 +87,7 @@ def _model_routes(app: FastAPI, generations: Generations) -> None:
 
 
 async def _complete(
-    generations: Generations, settings: Settings, body: completions.Body, request: Request
+    generations: Generations, settings: ServeSettings, body: completions.Body, request: Request
 ) -> Response:
     request_id = request.headers.get("x-request-id", "")
     if body.user:
@@ -189,7 +189,11 @@ class EdgeAndLog:
     stream."""
 
     def __init__(
-        self, app: ASGIApp, settings: Settings, metrics: HttpMetrics, routes: Sequence[BaseRoute]
+        self,
+        app: ASGIApp,
+        settings: ServeSettings,
+        metrics: HttpMetrics,
+        routes: Sequence[BaseRoute],
     ) -> None:
         self._app = app
         self._secret = settings.edge_secret.encode()

@@ -12,7 +12,7 @@ import uvicorn
 
 from seseragi.api.generations import Generations
 from seseragi.api.http.app import create_app
-from seseragi.config import Settings
+from seseragi.settings import ServeSettings
 from seseragi.telemetry.http_metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class HttpServer:
 
     @classmethod
     async def start(
-        cls, generations: Generations, settings: Settings, metrics: HttpMetrics
+        cls, generations: Generations, settings: ServeSettings, metrics: HttpMetrics
     ) -> HttpServer:
         """Bind (port 0: a free one) and serve until `stop`."""
         config = uvicorn.Config(
