@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     )
     max_running_requests: int = Field(32, ge=1, description="Sequences in the running batch.")
     max_queued_requests: int = Field(64, ge=0, description="Requests waiting for the batch.")
+    rpc_headroom: int = Field(
+        256,
+        ge=1,
+        description="Calls the gRPC server takes at once beyond running + queued generations:"
+        " health checks, job calls, WatchJob streams and the generations it refuses"
+        " RESOURCE_EXHAUSTED with a reason. gRPC refuses calls beyond that sum before Python"
+        " sees them (and caps streams per connection at it).",
+    )
     max_prefill_tokens: int = Field(
         512,
         ge=1,
