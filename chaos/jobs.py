@@ -66,15 +66,21 @@ class JobBook:
         return any(job.state == jobs_pb2.JOB_STATE_RUNNING for job in await self.jobs())
 
     async def settle(self, timeout_s: float) -> list[jobs_pb2.Job]:
-        """Poll until no acknowledged job is queued or running (or `timeout_s` passes)."""
+        """Poll until no acknowledged job is queued or running (or `timeout_s` passes).
+
+        Each acknowledged job by its id, not a count of ended jobs: the caller's listing may
+        hold jobs it was never told were accepted (a probe's), and counting those would end the
+        wait while an acknowledged job still runs, which the audit would then count as lost.
+        """
         deadline = time.monotonic() + timeout_s
+        waiting_for = set(self.acked.values())
         while True:
             try:
                 jobs = await self.jobs()
             except grpc.aio.AioRpcError:
                 jobs = []
-            ended = [job for job in jobs if job.state not in LIVE]
-            if len(ended) >= len(self.acked) or time.monotonic() > deadline:
+            ended = {job.job_id for job in jobs if job.state not in LIVE}
+            if waiting_for <= ended or time.monotonic() > deadline:
                 return jobs
             await asyncio.sleep(0.5)
 

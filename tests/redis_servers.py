@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -57,6 +58,15 @@ class PrivateRedis:
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise RuntimeError("private redis-server did not start")
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers, as in a long pause or partition."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self._process is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from seseragi.model.loader import LoadedModel
@@ -157,3 +159,56 @@ def test_queued_request_sends_heartbeats_and_expires_before_prefill(
     finally:
         running.cancel()
     wait_until(lambda: tiny_server.stats().running == 0)
+
+
+BURST = 64
+
+
+async def refused_status(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return caught.value
+
+
+async def test_a_full_replica_refuses_a_burst_at_once_with_the_reason(
+    tiny_stub: Stub, tiny_server: ServerThread
+) -> None:
+    """Running and queued places taken by long streams: a burst of both generation calls ends
+    RESOURCE_EXHAUSTED (reason ENGINE_FULL, a retry delay) at the gate; the streams keep their
+    places."""
+    running, queued = long_stream(tiny_stub), long_stream(tiny_stub)
+    try:
+        next(iter(running)), next(iter(queued))
+        wait_until(lambda: tiny_server.stats().running == 1 and tiny_server.stats().waiting == 1)
+        started = time.monotonic()
+        async with grpc.aio.insecure_channel(tiny_server.target) as channel:
+            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+
+            async def read_all(request: pb.GenerateStreamRequest) -> None:
+                async for _ in stub.GenerateStream(request):
+                    pass
+
+            request = chat(CAPITAL_QUESTION)
+            errors = await asyncio.gather(
+                *(
+                    refused_status(
+                        stub.Generate(request) if i % 2 else read_all(as_stream(request))
+                    )
+                    for i in range(BURST)
+                )
+            )
+        assert time.monotonic() - started < 30, "a refused burst must not wait for the streams"
+        for error in errors:
+            assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, error
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+            assert status is not None and status.message.startswith("the engine is full")
+            reasons = [d for d in status.details if d.type_url.endswith("google.rpc.ErrorInfo")]
+            info = error_details_pb2.ErrorInfo()
+            assert len(reasons) == 1 and reasons[0].Unpack(info) and info.reason == "ENGINE_FULL"
+            assert any(d.type_url.endswith("google.rpc.RetryInfo") for d in status.details)
+        stats = tiny_server.stats()
+        assert (stats.running, stats.waiting) == (1, 1)
+    finally:
+        running.cancel()
+        queued.cancel()
+    wait_until(lambda: tiny_server.stats().in_flight == 0 and tiny_server.stats().running == 0)

@@ -89,6 +89,17 @@ def to_status(exc: BaseException, request_id: str) -> status_pb2.Status:
     )
 
 
+# What Envoy answers a gRPC call beyond what every replica takes at once (its circuit breaker).
+EDGE_FULL_MESSAGE = "every replica is full; retry in 1s"
+
+
+def edge_full_status() -> status_pb2.Status:
+    """The status of a call the edge refuses before any replica sees it: RESOURCE_EXHAUSTED, as
+    a replica's own refusal, with reason EDGE_FULL and a retry delay."""
+    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))
+    return _status(code_pb2.RESOURCE_EXHAUSTED, EDGE_FULL_MESSAGE, retry, _error_info("EDGE_FULL"))
+
+
 # Envoy takes a replica out of rotation at once when a response carries this header, instead of
 # after its next failed health checks; its retry of the refused call then goes elsewhere.
 LEAVE_ROTATION = ("x-envoy-immediate-health-check-fail", "true")

@@ -94,12 +94,20 @@ class Generations:
             raise NotReady("the model is still loading")
         return self.backend
 
+    def refusal(self) -> EngineFull | None:
+        """EngineFull while calls parsing, queued or running fill this replica, else None; the
+        admission gate asks this before a gRPC call's handler runs."""
+        if self._in_flight < self._capacity:
+            return None
+        running = self.settings.max_running_requests
+        return EngineFull(running, self._in_flight - running, 1.0)
+
     def hold_slot(self, who: str) -> Callable[[], None]:
         """Take one of this replica's call slots and one of the caller's (or raise EngineFull /
         CallerLimitReached); returns what gives them back."""
-        if self._in_flight >= self._capacity:
-            running = self.settings.max_running_requests
-            raise EngineFull(running, self._in_flight - running, 1.0)
+        full = self.refusal()
+        if full is not None:
+            raise full
         self._caller_slots.acquire(who)
         self._in_flight += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import math
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from seseragi.api import errors
 from seseragi.api.identity import RESERVED_SUBJECTS
 from seseragi.edge import descriptor, ratelimit
 from seseragi.edge.keys import dev_key, hs256_jwks
@@ -61,6 +63,33 @@ OPENAI_PATHS = (
     {"match": "path", "value": "/v1/models"},
     {"match": "prefix", "value": "/v1/models/"},
 )
+
+
+# A DNS name stands for every replica behind it (compose's service, Kubernetes' headless
+# Service): the edge allows for as many as the autoscaler may start (deploy/k8s/base).
+REPLICAS_PER_NAME = 8
+HEALTH_REQUESTS = 128  # health checks through the edge at once: their own breaker (HIGH priority)
+
+
+def circuit_breaker(settings: Settings, hosts: list[tuple[str, int]]) -> dict[str, int]:
+    """Envoy sends the replicas at most what they take at once (running + queued + the RPC
+    headroom each, as `seseragi serve` bounds itself), and lets as many wait for a connection;
+    beyond that it refuses at the edge (RESOURCE_EXHAUSTED, HTTP 429)."""
+    replicas = sum(1 if _is_ip(host) else REPLICAS_PER_NAME for host, _ in hosts)
+    places = settings.max_running_requests + settings.max_queued_requests
+    calls = replicas * (places + settings.rpc_headroom)
+    return {
+        "max_requests": calls,
+        "max_pending_requests": calls,
+        "health_requests": HEALTH_REQUESTS,
+    }
+
+
+def edge_full() -> dict[str, str]:
+    """The gRPC status headers of the edge's own refusal (the -bin header base64, as gRPC's)."""
+    status = errors.edge_full_status()
+    details = base64.b64encode(status.SerializeToString()).decode()
+    return {"message": status.message, "details": details}
 
 
 def _is_ip(host: str) -> bool:
@@ -142,6 +171,9 @@ def render_text(
         jwks_issuer=jwks_issuer(settings),
         rate_limit_service=rate_limit_service(settings),
         upstreams=hosts,
+        breaker=circuit_breaker(settings, hosts),
+        http_breaker=circuit_breaker(settings, http_hosts),
+        edge_full=edge_full(),
         cluster_type="STATIC" if all(_is_ip(h) for h, _ in hosts) else "STRICT_DNS",
         http_upstreams=http_hosts,
         http_cluster_type="STATIC" if all(_is_ip(h) for h, _ in http_hosts) else "STRICT_DNS",

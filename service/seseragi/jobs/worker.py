@@ -17,6 +17,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from google.rpc import code_pb2
@@ -36,6 +37,7 @@ from seseragi_contract.v1 import generation_pb2 as pb
 log = logging.getLogger(__name__)
 CLAIM_BLOCK_MS = 1000
 ENGINE_FULL_RETRY_S = 0.2
+STORE_RETRY_S = 0.25  # between tries of a running job's Redis command during an outage
 T = TypeVar("T")
 
 
@@ -150,26 +152,45 @@ class JobWorker:
     ) -> None:
         """Log each delta, then the end; stop early once the job was cancelled."""
         renewed = time.monotonic()
+
+        def holding(command: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+            return self._while_claimed(command, renewed)
+
         try:
             async for event in relay.events(handle, self._renew_every_s):
                 if time.monotonic() - renewed >= self._renew_every_s:
-                    await self._store.renew(self.consumer, claimed.message_id)
+                    await holding(partial(self._store.renew, self.consumer, claimed.message_id))
                     renewed = time.monotonic()
-                    if await self._store.state(job_id) != "running":
+                    if await holding(partial(self._store.state, job_id)) != "running":
                         return
                 if isinstance(event, TextDelta):
                     piece = responses.delta(event, self._backend.tokenizer)
                     logged = pb.GenerateStreamResponse(delta=piece).SerializeToString()
-                    if not await self._store.append(job_id, event.generated_token_count, logged):
+                    count = event.generated_token_count
+                    if not await holding(partial(self._store.append, job_id, count, logged)):
                         return
                 elif isinstance(event, Finished):
                     last = responses.final(event, parsed.request_id, parsed.sampling.seed)
-                    await self._succeed(job_id, last)
+                    await holding(partial(self._succeed, job_id, last))
         except (RedisError, OSError):
             raise  # the store is down: the claim lapses and another worker reruns the job
         except Exception as exc:  # noqa: BLE001 - the engine's error, mapped by the one table
             status = to_status(exc, parsed.request_id)
             await self._store.fail(job_id, code_pb2.Code.Name(status.code), status.message)
+
+    async def _while_claimed(self, command: Callable[[], Awaitable[T]], renewed: float) -> T:
+        """Run a running job's Redis command, retried through a short outage for as long as the
+        claim renewed at `renewed` surely holds, so a blip costs no rerun. Each command may run
+        twice (its reply lost): the log takes a token count once, and a job ends once. Once the
+        claim may lapse, another worker may rerun the job: this attempt gives up."""
+        lapses = renewed + self._settings.job_visibility_timeout_seconds - STORE_RETRY_S
+        while True:
+            try:
+                return await command()
+            except (RedisError, OSError):
+                if time.monotonic() + STORE_RETRY_S >= lapses:
+                    raise
+                await asyncio.sleep(STORE_RETRY_S)
 
     async def _succeed(self, job_id: str, last: pb.Final) -> None:
         """End the job with the result its log holds: what watchers saw is what GetJob returns,

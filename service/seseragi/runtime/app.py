@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from seseragi.api.admission import AdmissionGate
 from seseragi.api.boundary import ErrorBoundary
 from seseragi.api.http.server import HttpServer
 from seseragi.api.identity import EdgeGuard, caller, check_start
@@ -57,15 +58,33 @@ class RunningServer:
     results: ResultCache | None = None
 
 
+def rpc_capacity(settings: ServeSettings) -> int:
+    """Calls the server takes at once: every generation running or queued, plus the headroom.
+
+    Beyond it gRPC refuses a call RESOURCE_EXHAUSTED before any Python runs for it, and one
+    connection opens no more streams than this, so a crowd cannot pile up unbounded work here.
+    """
+    return settings.max_running_requests + settings.max_queued_requests + settings.rpc_headroom
+
+
 async def start(settings: ServeSettings) -> RunningServer:
     """Bind the port and report liveness at once; the model is not loaded yet."""
     check_start(
         settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
     )
     telemetry = Telemetry.start(settings)
+    results = None
+    if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
+        cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
+        results = ResultCache(cache_redis, settings, telemetry.cache_observer())
+    servicer = GenerationServicer(settings, telemetry, results)
+    rpc_limit = rpc_capacity(settings)
     server = grpc.aio.server(
-        # Telemetry outermost, so calls the edge guard refuses are counted and logged too.
+        # The admission gate first, so a crowd's refusals cost no other interceptor's work
+        # (telemetry still counts them); then telemetry, so calls the edge guard refuses are
+        # counted and logged too.
         interceptors=[
+            AdmissionGate(servicer.generations.refusal, telemetry.call_refused),
             *telemetry.interceptors(partial(caller, edge_secret=settings.edge_secret)),
             *([EdgeGuard(settings.edge_secret)] if settings.edge_secret else []),
             ErrorBoundary(),  # innermost: whatever escapes a handler still gets a mapped status
@@ -74,15 +93,12 @@ async def start(settings: ServeSettings) -> RunningServer:
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_response_bytes),
             ("grpc.so_reuseport", 0),
+            ("grpc.max_concurrent_streams", rpc_limit),
         ],
+        maximum_concurrent_rpcs=rpc_limit,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    results = None
-    if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
-        cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
-        results = ResultCache(cache_redis, settings, telemetry.cache_observer())
-    servicer = GenerationServicer(settings, telemetry, results)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     redis = redis_link.connect(settings)
     blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)

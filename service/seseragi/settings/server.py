@@ -17,6 +17,14 @@ class ServerSettings(SeseragiSettings):
         description="Port of the OpenAI-compatible HTTP API on the gRPC host (0 picks a free one,"
         " -1 disables).",
     )
+    rpc_headroom: int = Field(
+        256,
+        ge=1,
+        description="Calls the gRPC server takes at once beyond running + queued generations:"
+        " health checks, job calls, WatchJob streams and the generations it refuses"
+        " RESOURCE_EXHAUSTED with a reason. gRPC refuses calls beyond that sum before Python"
+        " sees them (and caps streams per connection at it).",
+    )
     max_request_bytes: int = Field(1 << 20, ge=1024, description="Largest request message.")
     max_response_bytes: int = Field(4 << 20, ge=1024, description="Largest response message.")
     shutdown_notice_seconds: float = Field(

@@ -132,6 +132,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             _log(record, labels[1], code, elapsed)
 
 
+def count_refused(metrics: Metrics, full_method: str, streaming: bool) -> None:
+    """A unary-request call refused RESOURCE_EXHAUSTED before this interceptor ran: counted as
+    started and handled, not logged (a crowd's refusals would flood the access log)."""
+    service, _, method = full_method.lstrip("/").rpartition("/")
+    labels = (_kind(False, streaming), service, method)
+    metrics.grpc_started.labels(*labels).inc()
+    metrics.grpc_handled.labels(*labels, "RESOURCE_EXHAUSTED").inc()
+
+
 def _log(record: CallRecord, service: str, code: str, elapsed: float) -> None:
     level = logging.DEBUG if service in QUIET_SERVICES else logging.INFO
     if code in ("UNKNOWN", "INTERNAL", "DATA_LOSS"):

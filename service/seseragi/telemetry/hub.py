@@ -16,7 +16,7 @@ from seseragi.engine.types import Finished
 from seseragi.model.loader import ModelInfo
 from seseragi.settings import WorkerSettings
 from seseragi.telemetry import tracing
-from seseragi.telemetry.calls import Caller, CallInterceptor, annotate
+from seseragi.telemetry.calls import Caller, CallInterceptor, annotate, count_refused
 from seseragi.telemetry.engine_metrics import EngineMetrics
 from seseragi.telemetry.http_metrics import HttpMetrics
 from seseragi.telemetry.metrics import Metrics, serve_metrics
@@ -54,6 +54,10 @@ class Telemetry:
             tracing.rpc_interceptor(self.tracer_provider),
             CallInterceptor(self.metrics, caller),
         ]
+
+    def call_refused(self, method: str, streaming: bool) -> None:
+        """Count a call the admission gate refused before the call interceptor could."""
+        count_refused(self.metrics, method, streaming)
 
     def http_observer(self) -> HttpMetrics:
         return HttpMetrics(self.metrics)

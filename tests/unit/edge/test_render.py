@@ -146,3 +146,34 @@ def test_tls_needs_both_the_certificate_and_the_key(tmp_path: Path, missing: str
 def test_no_certificate_keeps_the_local_listener_plaintext(tmp_path: Path) -> None:
     config = yaml.safe_load(render.render(settings(tmp_path), tmp_path / "out").config.read_text())
     assert "transport_socket" not in config["static_resources"]["listeners"][0]["filter_chains"][0]
+
+
+def breakers(text: str, cluster: str) -> dict[str, dict[str, int]]:
+    config = yaml.safe_load(text)["static_resources"]["clusters"]
+    found = next(c for c in config if c["name"] == cluster)
+    return {t["priority"]: t for t in found["circuit_breakers"]["thresholds"]}
+
+
+def test_the_breaker_admits_what_every_listed_replica_takes_and_health_has_its_own(
+    tmp_path: Path,
+) -> None:
+    two = settings(
+        tmp_path,
+        edge_upstreams="127.0.0.1:1,127.0.0.1:2",
+        max_running_requests=4,
+        max_queued_requests=6,
+        rpc_headroom=5,
+    )
+    thresholds = breakers(render.render_text(two, tmp_path / "d", "x"), "seseragi")
+    assert thresholds["DEFAULT"]["max_requests"] == 2 * (4 + 6 + 5)
+    assert thresholds["DEFAULT"]["max_pending_requests"] == 2 * (4 + 6 + 5)
+    assert thresholds["HIGH"]["max_requests"] == render.HEALTH_REQUESTS
+
+
+def test_a_dns_name_counts_as_many_replicas_as_kubernetes_may_scale_to(tmp_path: Path) -> None:
+    autoscaler = yaml.safe_load(Path("deploy/k8s/base/autoscaling.yaml").read_text())
+    assert autoscaler["spec"]["maxReplicas"] == render.REPLICAS_PER_NAME
+    named = settings(tmp_path, edge_upstreams="seseragi:50051")
+    thresholds = breakers(render.render_text(named, tmp_path / "d", "x"), "seseragi")
+    per_replica = named.max_running_requests + named.max_queued_requests + named.rpc_headroom
+    assert thresholds["DEFAULT"]["max_requests"] == render.REPLICAS_PER_NAME * per_replica
