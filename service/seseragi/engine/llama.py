@@ -137,13 +137,15 @@ class LlamaForward:
         shape = self.shape
         x = self._embed[batch.input_ids]  # [T, hidden]
         cos, sin = self._rotary.at(batch.positions)  # [T, 1, head_dim] each
-        q_width, kv_width = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+        qk_width = (shape.heads + shape.kv_heads) * shape.head_dim
+        qk_heads = shape.heads + shape.kv_heads
         for index, layer in enumerate(self._layers):
             h = F.rms_norm(x, (shape.hidden,), layer.attn_norm, shape.eps)
-            q, k, v = torch.split(layer.qkv(h), [q_width, kv_width, kv_width], dim=-1)
-            q = _rope(q.view(-1, shape.heads, shape.head_dim), cos, sin)
-            k = _rope(k.view(-1, shape.kv_heads, shape.head_dim), cos, sin)
-            v = v.view(-1, shape.kv_heads, shape.head_dim)
+            qkv = layer.qkv(h)
+            # q and k sit side by side in qkv: one rotation covers both heads' sets
+            qk = _rope(qkv[:, :qk_width].view(-1, qk_heads, shape.head_dim), cos, sin)
+            q, k = qk[:, : shape.heads], qk[:, shape.heads :]
+            v = qkv[:, qk_width:].view(-1, shape.kv_heads, shape.head_dim)
             attended = paged_attention(q, k, v, pool, index, batch)  # [T, heads * head_dim]
             x = x + layer.out(attended)
             h = F.rms_norm(x, (shape.hidden,), layer.mlp_norm, shape.eps)
@@ -192,14 +194,20 @@ class _RotaryTable:
         with torch.inference_mode():
             cos, sin = rotary(probe, positions)
         self._cos = cos[0].to(dtype).contiguous()  # [positions, head_dim]
-        self._sin = sin[0].to(dtype).contiguous()
+        sin = sin[0].to(dtype)
+        half = sin.shape[-1] // 2
+        # rotate_half(x) * sin == roll(x, half) * [-sin_first_half, sin_second_half], exactly
+        self._sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).contiguous()
 
     def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and the sign-folded sin `_rope` takes, [T, 1, head_dim] each."""
         return self._cos[positions][:, None, :], self._sin[positions][:, None, :]
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE as Hugging Face's Llama applies it. x: [T, heads, head_dim]."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE as Hugging Face's Llama applies it, in four ops. x: [T, heads, head_dim].
+
+    `x * cos + rotate_half(x) * sin` with rotate_half(x) = [-x2, x1]: the negation lives in
+    `signed_sin`, so the rotation is a roll; flipping a sign is exact, so are the results.
+    """
+    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
