@@ -15,27 +15,35 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# ---- sources: the three distributions: contract, client, service ---------------------------------
+# ---- sources: the three distributions (contract, client, service) and the runtime lock ----------
 FROM base AS sources
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/service.lock ./requirements/
 COPY contract ./contract
 COPY service ./service
 COPY clients/python ./clients/python
 
-# ---- venv-cpu: the CPU build of torch from the PyTorch CPU index, then the project ------------
+# Each venv: every dependency from the hash lock (--require-hashes), then torch pinned by version
+# and build from the PyTorch index (the lock leaves it out: see the README's setup notes), then the
+# three distributions without dependencies or a build-time download, then `pip check`.
+# ---- venv-cpu: the CPU build of torch, whose own dependencies are all in the lock -------------
 FROM sources AS venv-cpu
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 RUN python -m venv /opt/venv \
- && pip install --index-url "${TORCH_CPU_INDEX}" torch==2.13.0 \
- && pip install /src/contract /src/clients/python /src
+ && pip install --require-hashes --no-deps -r requirements/service.lock \
+ && pip install --no-deps --index-url "${TORCH_CPU_INDEX}" torch==2.13.0+cpu \
+ && pip install --no-deps --no-build-isolation /src/contract /src/clients/python /src \
+ && pip check
 
-# ---- venv-cuda: a CUDA build of torch; bitsandbytes' wheel carries its CUDA kernels -----------
+# ---- venv-cuda: a CUDA build of torch with its CUDA libraries; bitsandbytes carries its kernels --
 FROM sources AS venv-cuda
 ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 RUN python -m venv /opt/venv \
- && pip install --index-url "${TORCH_CUDA_INDEX}" torch==2.13.0 \
- && pip install /src/contract /src/clients/python /src
+ && pip install --require-hashes --no-deps -r requirements/service.lock \
+ && pip install --index-url "${TORCH_CUDA_INDEX}" torch==2.13.0+cu128 \
+ && pip install --no-deps --no-build-isolation /src/contract /src/clients/python /src \
+ && pip check
 
 # ---- model: convert the default model once (safetensors, device independent) -----------------
 FROM venv-cpu AS model

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 GEN_DIR := contract/seseragi_contract/v1
 PROTO_INCLUDE = $(shell $(BIN)/python -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 
-.PHONY: run test venv model redis bench-peers bench-redis chaos proto proto-check lint format bench clean observability-tools envoy-config \
+.PHONY: run test venv lock model redis bench-peers bench-redis chaos proto proto-check lint format bench clean observability-tools envoy-config \
   envoy-deploy settings-doc node-tools client-tools clients-deps clients clients-check web clients-go
 
 run: $(STAMP) model redis web ## Set up everything, then serve behind Envoy on 127.0.0.1:8080 (prints a token).
@@ -18,12 +18,56 @@ test: $(STAMP) model redis observability-tools lint proto-check clients-check we
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml contract/pyproject.toml clients/python/pyproject.toml
+# --- Locked dependencies (README: "Setup notes") ---
+# requirements/dev.lock (make venv) and requirements/service.lock (the image) pin every package
+# with its hashes, except the three local distributions (installed editable, --no-deps) and torch.
+# torch is pinned by version and build instead: the same build's wheel has one hash on the PyTorch
+# index and another in a local wheelhouse. A torch wheel that pip's own configuration offers
+# without any index (its find-links, as on the project's machines) is taken first; otherwise the
+# PyTorch index for TORCH: cpu (the default) or cuda.
+PIP_VERSION := 26.3
+TORCH ?= cpu
+TORCH_VERSION := 2.13.0
+TORCH_INDEX_cpu := https://download.pytorch.org/whl/cpu
+TORCH_INDEX_cuda := https://download.pytorch.org/whl/cu128
+TORCH_BUILD_cpu := cpu
+TORCH_BUILD_cuda := cu128
+# The CPU build's own dependencies are all in the lock; CUDA's (nvidia-*) come from its index.
+TORCH_DEPS_cpu := --no-deps
+TORCH_DEPS_cuda :=
+ifeq ($(filter $(TORCH),cpu cuda),)
+$(error TORCH must be cpu or cuda, not '$(TORCH)')
+endif
+# $(call torch_pip,PYTHON,PIP COMMAND AND OPTIONS,TORCH CHOICE)
+torch_pip = $(1) -m pip $(2) --no-index torch==$(TORCH_VERSION)+$(TORCH_BUILD_$(3)) 2>/dev/null \
+  || $(1) -m pip $(2) --index-url $(TORCH_INDEX_$(3)) torch==$(TORCH_VERSION)+$(TORCH_BUILD_$(3))
+
+$(STAMP): pyproject.toml contract/pyproject.toml clients/python/pyproject.toml requirements/dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./contract -e ./clients/python -e '.[dev]'
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
+	$(call torch_pip,$(BIN)/python,install --quiet $(TORCH_DEPS_$(TORCH)),$(TORCH))
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation \
+	  -e ./contract -e ./clients/python -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Re-resolve both locks from the pyproject files (after changing a pin there). pip-tools runs in
+# its own venv, so it and its dependencies stay out of the locks; torch's CPU wheel is fetched
+# first (as `make venv` does) so the locks hold that build's dependencies.
+LOCK_VENV := build/lock-venv
+LOCK_PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+  --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --find-links build/torch \
+  --unsafe-package torch --unsafe-package seseragi --unsafe-package seseragi-contract \
+  --unsafe-package seseragi-client
+lock: ## Re-resolve requirements/service.lock and requirements/dev.lock with hashes (minutes).
+	test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet pip==$(PIP_VERSION) pip-tools==7.6.2
+	rm -rf build/torch
+	$(call torch_pip,$(LOCK_VENV)/bin/python,download --quiet --no-deps --dest build/torch,cpu)
+	$(LOCK_PIP_COMPILE) --output-file requirements/service.lock requirements/service.in
+	$(LOCK_PIP_COMPILE) --output-file requirements/dev.lock requirements/dev.in
 
 observability-tools: ## promtool, which checks deploy/prometheus (Debian's prometheus package).
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

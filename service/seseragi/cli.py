@@ -257,7 +257,7 @@ def _pull(args: argparse.Namespace) -> int:
     if settings.model != DEFAULT_MODEL:
         print(f"SESERAGI_MODEL={settings.model} is loaded as it is; nothing to pull")
         return 0
-    path = builtin.pull(settings.cache_dir)
+    path = builtin.pull(settings.cache_dir, progress=sys.stderr)
     print(f"{DEFAULT_MODEL} ready in {path}")
     return 0
 

@@ -44,6 +44,7 @@ def test_context_builds_the_package_and_leaves_the_rest_out(tmp_path: Path) -> N
     context = [path for path in tracked if in_context(path, rules)]
     assert "Dockerfile" not in context and not any(p.startswith("tests/") for p in context)
     assert "service/seseragi/cli.py" in context
+    assert "requirements/service.lock" in context  # the venv stages install it by hash
     for path in context:
         (tmp_path / "context" / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / path, tmp_path / "context" / path)

@@ -63,9 +63,10 @@ def test_the_model_is_baked_into_a_cache_owned_by_the_runtime_user() -> None:
 
 def test_dockerignore_keeps_the_context_to_the_package_sources() -> None:
     lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    assert lines[lines.index("*") + 1 :][:5] == [
+    assert lines[lines.index("*") + 1 :][:6] == [
         "!pyproject.toml",
         "!README.md",
+        "!requirements/service.lock",
         "!contract/",
         "!service/",
         "!clients/python/",

@@ -11,7 +11,7 @@ CONTRACT = "seseragi/v1/generation.proto"
 
 def build(out: Path) -> Path:
     """Compile protos/ (with the google.api annotations it imports) into `out`."""
-    from grpc_tools import protoc  # dev tool: imported only when a descriptor is built
+    from grpc_tools import protoc  # imported only when a descriptor is built
 
     include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
     out.parent.mkdir(parents=True, exist_ok=True)

