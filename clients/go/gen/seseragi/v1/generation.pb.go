@@ -2157,7 +2157,8 @@ type Quantization struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// "none", "nf4" or "int8" (bitsandbytes).
+	// "none", "nf4" (bitsandbytes), "int8" (bitsandbytes on CUDA, the engine's own weight-only
+	// kernels on CPU) or "int4" (weight-only, groups of 32; CPU).
 	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
 	// Bits per weight: 4, 8, or the dtype's width when method is "none".
 	Bits uint32 `protobuf:"varint,2,opt,name=bits,proto3" json:"bits,omitempty"`

@@ -1139,7 +1139,8 @@ export const GetModelInfoRequestSchema: GenMessage<GetModelInfoRequest> = /*@__P
  */
 export type Quantization = Message<"seseragi.v1.Quantization"> & {
   /**
-   * "none", "nf4" or "int8" (bitsandbytes).
+   * "none", "nf4" (bitsandbytes), "int8" (bitsandbytes on CUDA, the engine's own weight-only
+   * kernels on CPU) or "int4" (weight-only, groups of 32; CPU).
    *
    * @generated from field: string method = 1;
    */
