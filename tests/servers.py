@@ -119,6 +119,9 @@ def make_settings(**overrides: object) -> Settings:
         "redis_key_prefix": REDIS_TEST_PREFIX,
         # No result cache unless a test asks for it: repeated greedy calls must run the model.
         "result_cache": False,
+        # The engine as a thread, over the model the tests load once; the core process (the
+        # default) has its own tests, and every `seseragi serve` the e2e tests start runs one.
+        "engine_process": False,
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
