@@ -6,14 +6,12 @@ weights (symmetric, one scale per output channel) move a quarter of fp32's, int4
 point. Which kernel is fastest depends on the CPU and the number of rows: PyTorch's
 `_weight_int8pack_mm` and `_weight_int4pack_mm_for_cpu` are GEMV-like kernels (one row on an
 AVX-512 EPYC, all 30 layers and the head: fp32 20 ms, int8 7-10 ms, int4 6 ms) that lose to
-oneDNN's packed fp32 or bf16 matmul from a few rows on, so the choice is measured once at load on
-the model's own shapes, as inductor's autotuning does.
+oneDNN's packed bf16 matmul from a few rows on; the choice is a fixed rule (`choose_kernels`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,8 +23,6 @@ log = logging.getLogger(__name__)
 
 SMALL_ROWS = 4  # batches up to this many rows use the small-batch kernel
 INT4_GROUP = 32  # inputs per int4 scale/zero: 64 was 4% faster here and measurably less exact
-_TUNE_ROWS = (1, 16)  # one representative of each side of SMALL_ROWS
-_TUNE_REPEATS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,30 +177,31 @@ def available_kernels(weight_type: type[QuantizedWeight]) -> list[str]:
 
 
 def choose_kernels(weights: Sequence[QuantizedWeight]) -> KernelChoice:
-    """Time each available kernel over all of `weights` (the model's own shapes) at one and at
-    sixteen rows, and keep the fastest of each. Best of a few passes, so a busy neighbour on a
-    shared machine does not decide."""
-    timings: dict[str, tuple[float, ...]] = {}
-    for name in available_kernels(type(weights[0])):
-        linears = [KERNELS[name](weight) for weight in weights]
-        timings[name] = tuple(_best_pass(linears, weights, rows) for rows in _TUNE_ROWS)
-        del linears
-    if not timings:
+    """The kernels for these weights on this CPU, by a fixed rule rather than by timing.
+
+    Kernels differ in rounding (bfloat16 or float32 activations), so a choice timed at load would
+    let a busy neighbour change a greedy answer from one start to the next. The rule is what the
+    measurements favour: with bfloat16 dot products (AVX-512 BF16, AMX) the native GEMV for up to
+    SMALL_ROWS rows and packed bfloat16 beyond; without them the int8 GEMV measured slower than
+    float32, so the weights run dequantized in float32 (same numbers as the format, no gain).
+    """
+    available = available_kernels(type(weights[0]))
+    native = "int8" if isinstance(weights[0], Int8Weight) else "int4"
+    if not available:
         raise RuntimeError(
             "no kernel for quantized weights: this PyTorch has neither oneDNN nor a weight-only"
             " int8/int4 matmul"
         )
-    small = min(timings, key=lambda name: timings[name][0])
-    large = min(timings, key=lambda name: timings[name][1])
+    if "bf16" in available:
+        choice = KernelChoice(native if native in available else "bf16", "bf16")
+    elif "fp32" in available:
+        choice = KernelChoice("fp32", "fp32")
+    else:
+        choice = KernelChoice(native, native)
     log.info(
-        "weight-only kernels chosen",
-        extra={
-            "small_rows": small,
-            "large_rows": large,
-            "ms_per_pass": {name: [round(t * 1e3, 2) for t in ts] for name, ts in timings.items()},
-        },
+        "weight-only kernels chosen", extra={"small_rows": choice.small, "large_rows": choice.large}
     )
-    return KernelChoice(small, large)
+    return choice
 
 
 def quantized_linears(weights: Sequence[QuantizedWeight], choice: KernelChoice) -> list[Linear]:
@@ -214,15 +211,3 @@ def quantized_linears(weights: Sequence[QuantizedWeight], choice: KernelChoice) 
         large = small if choice.large == choice.small else KERNELS[choice.large](weight)
         linears.append(QuantizedLinear(weight, small, large))
     return linears
-
-
-def _best_pass(linears: Sequence[Linear], weights: Sequence[QuantizedWeight], rows: int) -> float:
-    inputs = [torch.randn(rows, weight.in_features) for weight in weights]
-    best = float("inf")
-    with torch.inference_mode():
-        for _ in range(_TUNE_REPEATS + 1):  # the first pass warms caches and oneDNN's JIT
-            started = time.perf_counter()
-            for linear, x in zip(linears, inputs, strict=True):
-                linear(x)
-            best = min(best, time.perf_counter() - started)
-    return best
