@@ -9,7 +9,7 @@ from seseragi.engine.grammar import grammars_for
 from seseragi.engine.sequence import EventSink, Sequence
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Request
-from seseragi.model.loader import ENGINE_FORMATS, LoadedModel
+from seseragi.model.loader import LoadedModel, engine_weight_format
 from seseragi.settings import WorkerSettings
 
 
@@ -39,12 +39,7 @@ def make_engine(loaded: LoadedModel, settings: WorkerSettings) -> Engine:
 def engine_weights(loaded: LoadedModel) -> str:
     """int8 and int4 on CPU are the engine's own weight-only formats; elsewhere bitsandbytes
     holds the quantized weights."""
-    info = loaded.info
-    return (
-        info.quantization
-        if info.quantization in ENGINE_FORMATS and info.device == "cpu"
-        else "none"
-    )
+    return engine_weight_format(loaded.info.quantization, loaded.info.device)
 
 
 def make_sequence(

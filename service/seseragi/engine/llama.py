@@ -111,20 +111,8 @@ class LlamaForward:
         inner = model.model
         self._embed = inner.embed_tokens.weight.detach()
         self._norm = inner.norm.weight.detach()
-        projections = [_projections(layer) for layer in inner.layers]
-        linears = _linears([pair for layer in projections for pair in layer], weights)
         self._lm_head = _linears([(model.lm_head.weight.detach(), None)], HEAD_FORMAT[weights])[0]
-        self._layers = [
-            _Layer(
-                attn_norm=layer.input_layernorm.weight.detach(),
-                qkv=linears[4 * index],
-                out=linears[4 * index + 1],
-                mlp_norm=layer.post_attention_layernorm.weight.detach(),
-                gate_up=linears[4 * index + 2],
-                down=linears[4 * index + 3],
-            )
-            for index, layer in enumerate(inner.layers)
-        ]
+        self._layers = [_layer_from(layer, weights) for layer in inner.layers]
         self._rotary = _RotaryTable(inner.rotary_emb, config, self.device, self.dtype)
 
     def linears(self) -> list[Linear]:
@@ -137,8 +125,8 @@ class LlamaForward:
         shape = self.shape
         x = self._embed[batch.input_ids]  # [T, hidden]
         cos, sin = self._rotary.at(batch.positions)  # [T, 1, head_dim] each
-        qk_width = (shape.heads + shape.kv_heads) * shape.head_dim
         qk_heads = shape.heads + shape.kv_heads
+        qk_width = qk_heads * shape.head_dim
         for index, layer in enumerate(self._layers):
             h = F.rms_norm(x, (shape.hidden,), layer.attn_norm, shape.eps)
             qkv = layer.qkv(h)
@@ -158,19 +146,30 @@ class LlamaForward:
 Projection = tuple[torch.Tensor, torch.Tensor | None]  # weight [out, in], bias [out]
 
 
-def _projections(layer: Any) -> list[Projection]:
-    """A layer's matmuls as the forward runs them: qkv, out, gate_up, down."""
+def _layer_from(layer: Any, weights: str) -> _Layer:
+    """A layer's matmuls as the forward runs them (qkv, out, gate_up, down) in `weights`."""
     attn, mlp = layer.self_attn, layer.mlp
     qkv = (attn.q_proj, attn.k_proj, attn.v_proj)
     qkv_bias = None
     if attn.q_proj.bias is not None:
         qkv_bias = torch.cat([p.bias.detach() for p in qkv])
-    return [
-        (torch.cat([p.weight.detach() for p in qkv]), qkv_bias),
-        (attn.o_proj.weight.detach(), None),
-        (torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]), None),
-        (mlp.down_proj.weight.detach(), None),
-    ]
+    qkv_, out, gate_up, down = _linears(
+        [
+            (torch.cat([p.weight.detach() for p in qkv]), qkv_bias),
+            (attn.o_proj.weight.detach(), None),
+            (torch.cat([mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach()]), None),
+            (mlp.down_proj.weight.detach(), None),
+        ],
+        weights,
+    )
+    return _Layer(
+        attn_norm=layer.input_layernorm.weight.detach(),
+        qkv=qkv_,
+        out=out,
+        mlp_norm=layer.post_attention_layernorm.weight.detach(),
+        gate_up=gate_up,
+        down=down,
+    )
 
 
 def _linears(projections: list[Projection], weights: str) -> list[Linear]:
@@ -178,7 +177,7 @@ def _linears(projections: list[Projection], weights: str) -> list[Linear]:
     if weight_format is None:
         return [linear_from(weight, bias) for weight, bias in projections]
     quantized = [weight_format.quantize(weight, bias) for weight, bias in projections]
-    return quantized_linears(quantized, choose_kernels(quantized))
+    return quantized_linears(quantized, choose_kernels(weight_format))
 
 
 class _RotaryTable:

@@ -165,10 +165,17 @@ class KernelChoice:
     large: str
 
 
+_CHOICES: dict[type[QuantizedWeight], KernelChoice] = {}
+
+
+def _native(weight_type: type[QuantizedWeight]) -> str:
+    return "int8" if weight_type is Int8Weight else "int4"
+
+
 def available_kernels(weight_type: type[QuantizedWeight]) -> list[str]:
     """The kernels this PyTorch and CPU can run for one weight format."""
     names = ["fp32"] if onednn_available() else []
-    native = "int8" if weight_type is Int8Weight else "int4"
+    native = _native(weight_type)
     if hasattr(torch, "_weight_int8pack_mm" if native == "int8" else "_weight_int4pack_mm_for_cpu"):
         names.append(native)
     if onednn_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
@@ -176,8 +183,8 @@ def available_kernels(weight_type: type[QuantizedWeight]) -> list[str]:
     return names
 
 
-def choose_kernels(weights: Sequence[QuantizedWeight]) -> KernelChoice:
-    """The kernels for these weights on this CPU, by a fixed rule rather than by timing.
+def choose_kernels(weight_type: type[QuantizedWeight]) -> KernelChoice:
+    """The kernels for one weight format on this CPU, by a fixed rule rather than by timing.
 
     Kernels differ in rounding (bfloat16 or float32 activations), so a choice timed at load would
     let a busy neighbour change a greedy answer from one start to the next. The rule is what the
@@ -185,8 +192,10 @@ def choose_kernels(weights: Sequence[QuantizedWeight]) -> KernelChoice:
     SMALL_ROWS rows and packed bfloat16 beyond; without them the int8 GEMV measured slower than
     float32, so the weights run dequantized in float32 (same numbers as the format, no gain).
     """
-    available = available_kernels(type(weights[0]))
-    native = "int8" if isinstance(weights[0], Int8Weight) else "int4"
+    if (known := _CHOICES.get(weight_type)) is not None:
+        return known  # a property of the CPU and the format: decided (and logged) once
+    available = available_kernels(weight_type)
+    native = _native(weight_type)
     if not available:
         raise RuntimeError(
             "no kernel for quantized weights: this PyTorch has neither oneDNN nor a weight-only"
@@ -201,6 +210,7 @@ def choose_kernels(weights: Sequence[QuantizedWeight]) -> KernelChoice:
     log.info(
         "weight-only kernels chosen", extra={"small_rows": choice.small, "large_rows": choice.large}
     )
+    _CHOICES[weight_type] = choice
     return choice
 
 

@@ -43,6 +43,12 @@ class LoadedModel:
 ENGINE_FORMATS = frozenset({"int8", "int4"})  # weight-only formats the CPU engine quantizes itself
 
 
+def engine_weight_format(quantization: str, device: str) -> str:
+    """The format the engine quantizes the weights to itself, or "none" (full precision, or
+    quantized by bitsandbytes at load)."""
+    return quantization if quantization in ENGINE_FORMATS and device == "cpu" else "none"
+
+
 def resolve_model_dir(settings: EngineSettings) -> str:
     """The built-in model's converted directory, a local directory, or a hub id as given."""
     if settings.model == DEFAULT_MODEL:
@@ -75,7 +81,7 @@ def load(settings: EngineSettings) -> LoadedModel:
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype_name)}
     # int8 and int4 on CPU load the model as it is: the engine quantizes the weights it runs on
     # (bitsandbytes' int8 on CPU is slower than fp32); NF4 and CUDA go through bitsandbytes.
-    if quantization != "none" and not (quantization in ENGINE_FORMATS and device == "cpu"):
+    if quantization != "none" and engine_weight_format(quantization, device) == "none":
         kwargs["quantization_config"] = _bnb_config(quantization, torch)
         kwargs["device_map"] = {"": device}
     model: Any = AutoModelForCausalLM.from_pretrained(source, **kwargs)

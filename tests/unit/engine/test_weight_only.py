@@ -112,7 +112,7 @@ def test_choose_kernels_picks_available_kernels_and_builds_linears_that_agree(
     weight_format: type[QuantizedWeight],
 ) -> None:
     weights = [weight_format.quantize(_weight(seed=seed), None) for seed in range(3)]
-    choice = choose_kernels(weights)
+    choice = choose_kernels(weight_format)
     assert {choice.small, choice.large} <= set(available_kernels(weight_format))
     linears = quantized_linears(weights, choice)
     x = torch.randn(SMALL_ROWS + 4, 64)
