@@ -176,9 +176,15 @@ def sample_rows(
 
     A row that raises, or whose logits hold no finite value, gets (ROW_FAILED, None).
     """
-    raw = sanitize(logits.float())
+    raw = logits.float()
+    # One pass finds each row's greedy token; NaN propagates into a row's maximum, so when every
+    # maximum is finite and within bounds, sanitizing would change no pick and is skipped.
+    peak, greedy = raw.max(dim=-1)
+    if not bool(torch.isfinite(peak).logical_and_(peak <= LOGIT_BOUND).all()):
+        raw = sanitize(raw)
+        peak, greedy = raw.max(dim=-1)
     # Sanitized logits hold no NaN or +inf: "no finite value" is "the maximum is -inf".
-    usable = (raw.amax(dim=-1) > float("-inf")).tolist()
+    usable = (peak > float("-inf")).tolist()
     adjusting = [_adjusts(row, eos_token_ids) for row in rows]
     adjusted = raw.clone() if any(adjusting) else raw  # a batch of plain rows copies nothing
     for index, row in enumerate(rows):
@@ -190,7 +196,6 @@ def sample_rows(
             log.exception("adjusting logits failed for one row; failing that row only")
             usable[index] = False
     _constrain(raw, adjusted, rows, usable)
-    greedy = raw.argmax(dim=-1)
     if adjusted is not raw:
         # A row the adjustments left with nothing (only end-of-sequence was finite, and it is
         # not yet allowed) takes the model's own choice rather than an arbitrary -inf token.
