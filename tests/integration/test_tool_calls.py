@@ -1,5 +1,6 @@
 """`tool_choice` "auto" with the real model and the openai SDK: the calls the model writes come
-back as OpenAI's `tool_calls`, streamed and not; text stays text.
+back as OpenAI's `tool_calls`, streamed and not; text stays text, and so does the JSON a
+`response_format` asked for.
 
 The 135M default model does not call tools unprompted, so each call here follows an earlier call
 in the conversation (an assistant turn with `tool_calls`), which greedy decoding repeats for the
@@ -157,4 +158,21 @@ def test_text_that_is_no_call_stays_content(client: openai.OpenAI) -> None:
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == choice.message.content
+    assert chunks[-1].choices[0].finish_reason == choice.finish_reason
+
+
+@pytest.mark.parametrize("sdk", ["client", "tagged_client"], ids=["json", "tagged"])
+def test_a_json_response_format_is_content_even_when_it_looks_like_a_call(
+    sdk: str, request: pytest.FixtureRequest
+) -> None:
+    # The same conversation that makes a call above; the format holds the answer to an object.
+    client = request.getfixturevalue(sdk)
+    whole = _ask(client, response_format={"type": "json_object"})
+    choice = whole.choices[0]  # type: ignore[attr-defined]
+    assert choice.message.tool_calls is None and choice.finish_reason != "tool_calls"
+    assert isinstance(json.loads(choice.message.content), dict)
+    chunks = list(_ask(client, response_format={"type": "json_object"}, stream=True))  # type: ignore[call-overload]
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert not any(d.tool_calls for d in deltas)
+    assert "".join(d.content or "" for d in deltas) == choice.message.content
     assert chunks[-1].choices[0].finish_reason == choice.finish_reason
