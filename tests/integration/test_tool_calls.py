@@ -21,31 +21,10 @@ import pytest
 
 from seseragi.model.loader import LoadedModel
 from seseragi.model.tokenizer import TextTokenizer
+from tests.helpers import CONVERSATION, WEATHER_TOOL
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.integration
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
-            "required": ["city", "unit"],
-        },
-    },
-}
-EARLIER_CALL = {
-    "id": "call_paris",
-    "type": "function",
-    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'},
-}
-CONVERSATION = [
-    {"role": "user", "content": "What is the weather like in Paris?"},
-    {"role": "assistant", "content": None, "tool_calls": [EARLIER_CALL]},
-    {"role": "user", "content": "What is the weather like in Tokyo?"},
-]
 # Qwen2.5's way of showing tools and past calls, cut down to what this test needs.
 TAGGED_TEMPLATE = """\
 {%- if tools %}<|im_start|>system
