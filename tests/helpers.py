@@ -15,6 +15,30 @@ from seseragi_contract.v1 import generation_pb2 as pb
 from seseragi_contract.v1 import generation_pb2_grpc
 
 CAPITAL_QUESTION = "What is the capital of France?"
+# tool_choice "auto": the small default model does not call tools unprompted, but greedy decoding
+# repeats an earlier call in the conversation for the new question (get_weather, city Tokyo).
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+EARLIER_CALL = {
+    "id": "call_paris",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'},
+}
+CONVERSATION = [
+    {"role": "user", "content": "What is the weather like in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [EARLIER_CALL]},
+    {"role": "user", "content": "What is the weather like in Tokyo?"},
+]
 
 
 def chat(

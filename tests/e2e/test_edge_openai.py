@@ -1,24 +1,35 @@
-"""The openai SDK through a real Envoy: the token is the API key, streams arrive unbuffered."""
+"""The openai SDK through a real Envoy: the token is the API key, streams arrive unbuffered, and
+the model's own tool calls ("auto") come back as OpenAI's `tool_calls`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from seseragi.edge import tokens
 from seseragi.model.loader import LoadedModel
 from tests import clients
 from tests.edges import EnvoyProcess, edge_settings
-from tests.helpers import CAPITAL_QUESTION
+from tests.helpers import CAPITAL_QUESTION, CONVERSATION, WEATHER_TOOL
 from tests.servers import REPO_ROOT, ServerThread, make_settings
 
 pytestmark = pytest.mark.e2e
 SECRET = "test-edge-secret"
 QUESTION = [{"role": "user", "content": CAPITAL_QUESTION}]
+TOOL_REQUEST: dict[str, Any] = {
+    "messages": CONVERSATION,  # shows the model an earlier call to repeat (tests/helpers.py)
+    "tools": [WEATHER_TOOL],
+    "tool_choice": "auto",
+    "temperature": 0,
+    "max_tokens": 60,
+}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,45 @@ def test_async_stream_arrives_chunk_by_chunk(envoy: EnvoyProcess, replica: Serve
     assert texts[-1] - texts[0] > 0.5 * (arrivals[-1][0] - arrivals[0][0])
     usage = arrivals[-1][1].usage
     assert usage is not None and usage.completion_tokens == 40
+
+
+def _check_call(call_id: str | None, kind: str | None, name: str | None, args: str | None) -> None:
+    assert call_id is not None and call_id.startswith("call_") and kind == "function"
+    assert name == "get_weather" and json.loads(args or "")["city"] == "Tokyo"
+
+
+def test_auto_tool_call_through_envoy_with_the_sync_sdk(
+    envoy: EnvoyProcess, replica: ServerThread
+) -> None:
+    with sdk(envoy, "tool-sync") as client:
+        reply = client.chat.completions.create(model=replica.settings.model, **TOOL_REQUEST)
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    [call] = choice.message.tool_calls or []
+    _check_call(call.id, call.type, call.function.name, call.function.arguments)
+
+
+def test_auto_tool_call_streams_through_envoy_with_the_async_sdk(
+    envoy: EnvoyProcess, replica: ServerThread
+) -> None:
+    key = tokens.mint(envoy.settings, "tool-async", 600)
+
+    async def ask() -> list[ChatCompletionChunk]:
+        async with openai.AsyncOpenAI(
+            base_url=f"{envoy.url}/v1", api_key=key, max_retries=0
+        ) as client:
+            chunks = await client.chat.completions.create(
+                model=replica.settings.model, stream=True, **TOOL_REQUEST
+            )
+            return [chunk async for chunk in chunks]
+
+    chunks = asyncio.run(ask())
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert deltas[0].role == "assistant" and not any(d.content for d in deltas)
+    [streamed] = [t for d in deltas for t in d.tool_calls or []]
+    assert streamed.index == 0 and streamed.function is not None
+    _check_call(streamed.id, streamed.type, streamed.function.name, streamed.function.arguments)
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
 def test_missing_or_forged_token_is_an_authentication_error(envoy: EnvoyProcess) -> None:

@@ -1,5 +1,6 @@
 """`tool_choice` "auto" with the real model and the openai SDK: the calls the model writes come
-back as OpenAI's `tool_calls`, streamed and not; text stays text.
+back as OpenAI's `tool_calls`, streamed and not; text stays text, and so does the JSON a
+`response_format` asked for.
 
 The 135M default model does not call tools unprompted, so each call here follows an earlier call
 in the conversation (an assistant turn with `tool_calls`), which greedy decoding repeats for the
@@ -20,31 +21,10 @@ import pytest
 
 from seseragi.model.loader import LoadedModel
 from seseragi.model.tokenizer import TextTokenizer
+from tests.helpers import CONVERSATION, WEATHER_TOOL
 from tests.servers import ServerThread, make_settings
 
 pytestmark = pytest.mark.integration
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
-            "required": ["city", "unit"],
-        },
-    },
-}
-EARLIER_CALL = {
-    "id": "call_paris",
-    "type": "function",
-    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'},
-}
-CONVERSATION = [
-    {"role": "user", "content": "What is the weather like in Paris?"},
-    {"role": "assistant", "content": None, "tool_calls": [EARLIER_CALL]},
-    {"role": "user", "content": "What is the weather like in Tokyo?"},
-]
 # Qwen2.5's way of showing tools and past calls, cut down to what this test needs.
 TAGGED_TEMPLATE = """\
 {%- if tools %}<|im_start|>system
@@ -157,4 +137,21 @@ def test_text_that_is_no_call_stays_content(client: openai.OpenAI) -> None:
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == choice.message.content
+    assert chunks[-1].choices[0].finish_reason == choice.finish_reason
+
+
+@pytest.mark.parametrize("sdk", ["client", "tagged_client"], ids=["json", "tagged"])
+def test_a_json_response_format_is_content_even_when_it_looks_like_a_call(
+    sdk: str, request: pytest.FixtureRequest
+) -> None:
+    # The same conversation that makes a call above; the format holds the answer to an object.
+    client = request.getfixturevalue(sdk)
+    whole = _ask(client, response_format={"type": "json_object"})
+    choice = whole.choices[0]  # type: ignore[attr-defined]
+    assert choice.message.tool_calls is None and choice.finish_reason != "tool_calls"
+    assert isinstance(json.loads(choice.message.content), dict)
+    chunks = list(_ask(client, response_format={"type": "json_object"}, stream=True))  # type: ignore[call-overload]
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert not any(d.tool_calls for d in deltas)
+    assert "".join(d.content or "" for d in deltas) == choice.message.content
     assert chunks[-1].choices[0].finish_reason == choice.finish_reason

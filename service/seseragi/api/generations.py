@@ -40,8 +40,9 @@ def choice_request(parsed: Request, index: int) -> Request:
     """Choice `index` of an n-sample request: its own id and a seed derived from the request's.
 
     Choice 0 is the request itself, so n=1 behaves exactly as before; choice i > 0 runs as its own
-    engine request (no shared prefill yet) with a seed that depends only on the request seed and
-    i, so a seeded request reproduces every choice.
+    engine request (sharing choice 0's prompt blocks through the prefix cache, see
+    engine/scheduler.py) with a seed that depends only on the request seed and i, so a seeded
+    request reproduces every choice.
     """
     if index == 0:
         return parsed

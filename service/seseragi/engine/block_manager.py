@@ -101,6 +101,17 @@ class BlockManager:
             parent = hash(key)
         return full
 
+    def shared_blocks(self, prompt: Tokens[int], other: Tokens[int]) -> int:
+        """How many of `prompt`'s leading full blocks `other` holds too: the blocks `prompt`
+        would find cached once `other` has computed them (never the one with its last token)."""
+        size = self.block_size
+        limit = min((len(prompt) - 1) // size, len(other) // size)
+        for index in range(limit):
+            block = slice(index * size, (index + 1) * size)
+            if prompt[block] != other[block]:
+                return index
+        return limit
+
     def _prefix_hits(self, prompt: Tokens[int]) -> list[int]:
         """Cached blocks that cover the prompt's leading full blocks, never its last token.
 

@@ -3,7 +3,9 @@
 Running sequences that need one token (decode) always get it; prompts get a token budget per
 step, spent in chunks, oldest first, so a long or new prompt is prefilled a
 piece at a time inside the same steps as running decodes instead of stalling them. A waiting
-request is admitted (FIFO) when a running slot and KV blocks for its whole length are free.
+request is admitted (FIFO) when a running slot and KV blocks for its whole length are free, and
+no running prompt is still computing blocks it begins with: the n choices of one request prefill
+their prompt once and share its blocks through the prefix cache.
 
 With `mixed=False` (a runner that cannot mix, see `padded_runner`) a step is either whole
 prompts or decodes, as before chunking existed.
@@ -156,6 +158,8 @@ class Scheduler:
         if not self.waiting or len(self.running) >= self.config.max_running:
             return False
         seq = self.waiting[0]
+        if self._awaits_shared_prefill(seq):
+            return False
         prompt = seq.request.prompt_token_ids
         total = min(seq.prompt_len + seq.request.stopping.max_new_tokens, self._context_cap())
         if not self.blocks.can_allocate(prompt, total):
@@ -170,6 +174,25 @@ class Scheduler:
         self.running[seq.seq_id] = seq
         plan.admitted.append(seq)
         return True
+
+    def _awaits_shared_prefill(self, seq: Sequence) -> bool:
+        """Whether a running prompt is still computing full blocks `seq`'s prompt begins with.
+
+        Admitted now, `seq` would compute them a second time; once computed they are in the
+        prefix cache and `seq` takes them (vLLM v1 also runs n choices as n requests over its
+        prefix cache). The wait ends when that prompt's chunks pass the shared blocks.
+        """
+        blocks = self.blocks
+        if not blocks.prefix_caching:
+            return False
+        prompt = seq.request.prompt_token_ids
+        for other in self.running.values():
+            if other.computed >= other.prompt_len:
+                continue  # its prompt's full blocks are registered already
+            shared = blocks.shared_blocks(prompt, other.request.prompt_token_ids)
+            if other.computed < shared * blocks.block_size:
+                return True
+        return False
 
     def _context_cap(self) -> int:
         return self.config.context_length

@@ -1,5 +1,6 @@
 """The paged engine against the real model: same logits as transformers, same text with and
-without the prefix cache, prompts chunked between running decodes, and the padded fallback."""
+without the prefix cache, choices of one prompt sharing its prefill, prompts chunked between
+running decodes, and the padded fallback."""
 
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ def add(
     out: Collector,
     max_new_tokens: int = 12,
     min_new_tokens: int = 0,
+    sampling: SamplingParams | None = None,
 ) -> Sequence:
     stopping = StoppingParams(max_new_tokens, min_new_tokens=min_new_tokens)
-    request = Request(f"r{seq_id}", prompt, SamplingParams(), stopping)
+    request = Request(f"r{seq_id}", prompt, sampling or SamplingParams(), stopping)
     seq = Sequence(
         seq_id,
         request,
@@ -167,6 +169,32 @@ def test_the_prefix_cache_serves_a_repeated_system_prompt_with_identical_output(
         assert out.tokens(seq_id) == solo[question], question
     stats = engine.scheduler.blocks.stats
     assert 0 < stats.hits < stats.queries
+
+
+def test_choices_of_one_prompt_share_its_prefill_and_sample_as_if_alone(
+    loaded_model: LoadedModel,
+) -> None:
+    prompt = chat_prompt(loaded_model, "Name an animal.")
+    choices = [SamplingParams(temperature=1.0, seed=seed) for seed in (77, 78, 79)]
+    choices += [SamplingParams(), SamplingParams()]  # greedy twice
+    alone = []
+    for sampling in choices[:4]:
+        engine, out = make_engine(loaded_model), Collector()
+        add(engine, loaded_model, 1, prompt, out, sampling=sampling)
+        run_until_idle(engine)
+        alone.append(out.tokens(1))
+    engine, out = make_engine(loaded_model), Collector()
+    seqs = [
+        add(engine, loaded_model, seq_id, prompt, out, sampling=sampling)
+        for seq_id, sampling in enumerate(choices, start=1)
+    ]
+    run_until_idle(engine)
+    # The first computes the prompt; the others find all of it but the block of its last token.
+    assert [seq.cached_tokens for seq in seqs] == [0] + [(len(prompt) - 1) // 16 * 16] * 4
+    together = [out.tokens(seq.seq_id) for seq in seqs]
+    assert together[:4] == alone
+    assert together[4] == together[3]
+    assert len({tuple(tokens) for tokens in together[:3]}) > 1
 
 
 def test_a_long_prompt_is_chunked_while_a_running_stream_gets_a_token_every_step(

@@ -65,3 +65,13 @@ def test_can_allocate_counts_a_shared_unreferenced_hit_once() -> None:
     blocks.free(allocation.table)
     assert blocks.can_allocate(prompt, 4)  # one hit block + one fresh block = both blocks
     assert not blocks.can_allocate(prompt, 6)
+
+
+def test_shared_blocks_counts_equal_leading_full_blocks_short_of_the_last_token() -> None:
+    blocks = BlockManager(10, 4, prefix_caching=True)
+    prompt = list(range(12))
+    assert blocks.shared_blocks(prompt, prompt) == 2  # the third holds the last token
+    assert blocks.shared_blocks(prompt, [*range(12), 40, 41]) == 2
+    assert blocks.shared_blocks(prompt, list(range(6))) == 1  # only its full blocks count
+    assert blocks.shared_blocks(prompt, [0, 1, 2, 3, 4, 99, 6, 7, 8]) == 1
+    assert blocks.shared_blocks(prompt, [9, *range(1, 12)]) == 0

@@ -1,5 +1,6 @@
 """Admission is FIFO and bounded by slots and KV blocks; prompts are chunked within a token
-budget next to running decodes; expired requests are dropped before prefill."""
+budget next to running decodes; expired requests are dropped before prefill; a prompt whose
+leading blocks another prompt is computing waits for them instead of computing them again."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from seseragi.engine.block_manager import BlockManager
 from seseragi.engine.detokenizer import IncrementalDetokenizer
-from seseragi.engine.scheduler import Scheduler, SchedulerConfig
+from seseragi.engine.scheduler import Scheduler, SchedulerConfig, SchedulerPlan
 from seseragi.engine.sequence import Sequence, SequenceStatus
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
@@ -27,17 +28,22 @@ def make_scheduler(
     mixed: bool = False,
     blocks: int = 1000,
     block_size: int = 4,
+    prefix_caching: bool = False,
 ) -> Scheduler:
     config = SchedulerConfig(max_running, max_prefill_tokens, context_length=4096, mixed=mixed)
-    return Scheduler(config, BlockManager(blocks, block_size, prefix_caching=False))
+    return Scheduler(config, BlockManager(blocks, block_size, prefix_caching=prefix_caching))
 
 
 def make_seq(
-    seq_id: int, prompt_len: int = 4, deadline: float | None = None, max_new_tokens: int = 8
+    seq_id: int,
+    prompt_len: int = 4,
+    deadline: float | None = None,
+    max_new_tokens: int = 8,
+    first_token: int = 0,
 ) -> Sequence:
     request = Request(
         f"r{seq_id}",
-        tuple(range(prompt_len)),
+        tuple(range(first_token, first_token + prompt_len)),
         SamplingParams(),
         StoppingParams(max_new_tokens),
         deadline=deadline,
@@ -129,3 +135,51 @@ def test_admission_waits_for_kv_blocks_of_the_whole_sequence_and_frees_them_on_r
     scheduler.remove(1)
     assert scheduler.blocks.free_blocks == 5
     assert [s.seq_id for s in scheduler.schedule(now=0.0).admitted] == [2]
+
+
+def chunks(plan: SchedulerPlan) -> list[tuple[int, int, int]]:
+    return [(c.seq.seq_id, c.start, c.length) for c in plan.prefill]
+
+
+def test_choices_of_one_prompt_prefill_it_once_and_compute_only_their_last_block() -> None:
+    scheduler = make_scheduler(8, 100, mixed=True, prefix_caching=True)
+    for seq_id in (1, 2, 3):
+        scheduler.add(make_seq(seq_id, prompt_len=10))
+    first = scheduler.schedule(now=0.0)
+    assert chunks(first) == [(1, 0, 10)]  # 2 and 3 wait for its blocks
+    assert [s.seq_id for s in scheduler.waiting] == [2, 3]
+    scheduler.advance(first)
+    scheduler.running[1].output_token_ids.append(7)
+    second = scheduler.schedule(now=0.0)
+    # Two full blocks are shared; the block with the last prompt token is each choice's own.
+    assert [s.seq_id for s in second.decode] == [1]
+    assert chunks(second) == [(2, 8, 2), (3, 8, 2)]
+    assert scheduler.running[2].block_table[:2] == scheduler.running[1].block_table[:2]
+    assert scheduler.running[2].block_table[2] != scheduler.running[1].block_table[2]
+
+
+def test_a_shared_prefix_is_awaited_only_until_its_blocks_are_computed() -> None:
+    scheduler = make_scheduler(8, 4, mixed=True, prefix_caching=True)
+    scheduler.add(make_seq(1, prompt_len=10))
+    scheduler.add(make_seq(2, prompt_len=10))
+    plans = []
+    for _ in range(3):
+        plans.append(scheduler.schedule(now=0.0))
+        scheduler.advance(plans[-1])
+    assert [chunks(plan) for plan in plans] == [
+        [(1, 0, 4)],
+        [(1, 4, 4)],
+        [(1, 8, 2), (2, 8, 2)],  # admitted as soon as the 8 shared tokens were computed
+    ]
+    assert scheduler.running[2].cached_tokens == 8
+
+
+def test_other_prompts_and_a_disabled_prefix_cache_are_admitted_at_once() -> None:
+    different = make_scheduler(8, 100, mixed=True, prefix_caching=True)
+    different.add(make_seq(1, prompt_len=10))
+    different.add(make_seq(2, prompt_len=10, first_token=50))
+    assert chunks(different.schedule(now=0.0)) == [(1, 0, 10), (2, 0, 10)]
+    uncached = make_scheduler(8, 100, mixed=True, prefix_caching=False)
+    uncached.add(make_seq(1, prompt_len=10))
+    uncached.add(make_seq(2, prompt_len=10))
+    assert chunks(uncached.schedule(now=0.0)) == [(1, 0, 10), (2, 0, 10)]

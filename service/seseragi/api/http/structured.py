@@ -5,7 +5,10 @@ A required or named call is generated as `{"name": ..., "arguments": {...}}` und
 even a small model returns a call that parses and matches its function's parameters. With
 `tool_choice` "auto" (OpenAI's default when tools are given) the model chooses, and the calls it
 writes are read from its text by the parser its chat template implies (tool_calls.py), as vLLM's
-`--tool-call-parser` does without having to be told which.
+`--tool-call-parser` does without having to be told which. A JSON `response_format` wins over
+"auto", as in vLLM (whose format grammar leaves a call no room, vllm-project/vllm#39929): the
+answer is content, never read for calls, so a call-shaped object or a `<tool_call>` tag inside a
+JSON string stays in the JSON the client asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from seseragi.api.http import schemas, tool_calls
 from seseragi_contract.v1 import generation_pb2 as pb
 
 ANY_OBJECT = {"type": "object"}
+
+
+def wants_json(body: schemas.ChatCompletionRequest) -> bool:
+    """Whether `response_format` holds the answer to JSON (json_object or json_schema)."""
+    wanted = body.response_format or {}
+    return wanted.get("type") in ("json_object", "json_schema")
 
 
 def apply_response_format(body: schemas.ChatCompletionRequest, message: pb.GenerateRequest) -> None:
@@ -67,9 +76,10 @@ def shown_tools(body: schemas.ChatCompletionRequest) -> list[dict[str, Any]]:
 def call_parser(
     body: schemas.ChatCompletionRequest, chat_template: str
 ) -> tool_calls.Parser | None:
-    """How the model's own calls are read ("auto"); None without tools or with a forced call."""
+    """How the model's own calls are read ("auto"); None without tools, with a forced call, or
+    when a JSON `response_format` makes the answer content."""
     shown = shown_tools(body)
-    if not shown or forced_tools(body):
+    if not shown or forced_tools(body) or wants_json(body):
         return None
     names = frozenset(_function(tool, i)["name"] for i, tool in enumerate(shown))
     return tool_calls.Parser(tool_calls.format_for(chat_template), names)

@@ -91,6 +91,15 @@ _TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
             {"messages": [], "tools": [_TOOL], "tool_choice": {"function": {"name": "nope"}}},
             "tool_choice.function.name",
         ),
+        (
+            {
+                "messages": [],
+                "tools": [_TOOL],
+                "tool_choice": "required",
+                "response_format": {"type": "json_object"},
+            },
+            "response_format",
+        ),
     ],
 )
 def test_unsupported_or_invalid_values_name_the_parameter(
