@@ -70,6 +70,10 @@ class Grammars:
             compiled = _compile(self._compiler, spec)
         except RuntimeError as exc:
             raise GrammarError(_reason(exc)) from None
+        except UnicodeDecodeError:
+            # xgrammar cuts a long message at a byte count, sometimes inside a multi-byte
+            # character, and its binding then fails to decode the message (found by the fuzzer).
+            raise GrammarError("the grammar does not parse") from None
         with self._lock:
             self._cache[spec.key] = compiled
             while len(self._cache) > CACHE_SIZE:
