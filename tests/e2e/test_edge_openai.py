@@ -178,3 +178,14 @@ def test_the_openai_npm_package_streams_through_envoy(envoy: EnvoyProcess) -> No
     assert "Paris" in answered.stdout and "usage: " in answered.stdout
     refused = clients.run(args, SESERAGI_TOKEN="not-a-token")
     assert refused.returncode == 2 and "AuthenticationError 401" in refused.stderr
+
+
+def test_the_openai_npm_package_makes_a_tool_call_through_envoy(envoy: EnvoyProcess) -> None:
+    script = REPO_ROOT / "clients" / "node" / "openai-tools.mjs"
+    args = [clients.node(), str(script), "--base-url", f"{envoy.url}/v1"]
+    answered = clients.run(args, SESERAGI_TOKEN=tokens.mint(envoy.settings, "node", 600))
+    assert answered.returncode == 0, answered.stderr
+    name, arguments = answered.stdout.splitlines()[0].split(" ", 1)
+    assert name == "get_weather"
+    assert set(json.loads(arguments)) == {"city"}
+    assert answered.stdout.splitlines()[-1] == "finish_reason: tool_calls"

@@ -19,6 +19,7 @@ def make_engine(loaded: LoadedModel, settings: WorkerSettings) -> Engine:
         max_running=settings.max_running_requests,
         max_waiting=settings.max_queued_requests,
         max_prefill_tokens=settings.max_prefill_tokens,
+        max_prefill_tokens_while_decoding=settings.max_prefill_tokens_while_decoding,
         context_length=info.context_length,
         eos_token_ids=info.eos_token_ids,
         block_size=settings.kv_block_size,

@@ -38,6 +38,7 @@ class EngineConfig:
     block_size: int = 16
     prefix_caching: bool = False
     mixed_batches: bool = False  # decode rows and prompt chunks in one step (paged runner)
+    max_prefill_tokens_while_decoding: int = 0  # 0: max_prefill_tokens
 
 
 class StepRunner(Protocol):
@@ -81,6 +82,7 @@ class Engine:
         scheduler_config = SchedulerConfig(
             max_running=config.max_running,
             max_prefill_tokens=config.max_prefill_tokens,
+            max_prefill_tokens_while_decoding=config.max_prefill_tokens_while_decoding,
             context_length=config.context_length,
             mixed=config.mixed_batches,
         )

@@ -65,6 +65,9 @@ class SchedulerConfig:
     max_prefill_tokens: int  # prompt tokens one step may compute
     context_length: int
     mixed: bool = True
+    # A step's time grows with its prompt tokens; while sequences decode, a smaller budget keeps
+    # their next token from waiting on a whole burst of arriving prompts (0: the same budget).
+    max_prefill_tokens_while_decoding: int = 0
 
 
 class Scheduler:
@@ -118,8 +121,8 @@ class Scheduler:
         return seq
 
     def _schedule_mixed(self, now: float, plan: SchedulerPlan) -> None:
-        budget = self.config.max_prefill_tokens
         plan.decode = [seq for seq in self.running.values() if seq.uncomputed == 1]
+        budget = self._prefill_budget(decoding=bool(plan.decode))
         for seq in self.running.values():
             if budget <= 0:
                 return
@@ -147,6 +150,12 @@ class Scheduler:
             plan.prefill = [Chunk(seq, 0, seq.prompt_len) for seq in plan.admitted]
         else:
             plan.decode = list(self.running.values())
+
+    def _prefill_budget(self, *, decoding: bool) -> int:
+        config = self.config
+        if decoding and config.max_prefill_tokens_while_decoding:
+            return min(config.max_prefill_tokens, config.max_prefill_tokens_while_decoding)
+        return config.max_prefill_tokens
 
     def _add_chunk(self, seq: Sequence, budget: int, plan: SchedulerPlan) -> int:
         length = min(seq.uncomputed, budget)

@@ -46,6 +46,13 @@ class EngineSettings(SeseragiSettings):
         description="Prompt tokens one engine step may compute; longer prompts are prefilled in"
         " chunks between decode steps of running streams.",
     )
+    max_prefill_tokens_while_decoding: int = Field(
+        256,
+        ge=1,
+        description="Prompt tokens a step may compute while other streams are decoding (at most"
+        " max_prefill_tokens): a step's time grows with its prompt tokens, so this bounds how long"
+        " a running stream waits for its next token while new prompts arrive.",
+    )
     engine_runner: Literal["auto", "paged", "padded"] = Field(
         "auto",
         description="paged: Seseragi's Llama-family forward over a paged KV cache (chunked"

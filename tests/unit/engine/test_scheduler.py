@@ -125,6 +125,30 @@ def test_mixed_steps_decode_running_rows_and_chunk_new_prompts_within_the_budget
     assert third.prefill[0].completes
 
 
+def test_prompts_get_the_smaller_budget_only_while_other_sequences_decode() -> None:
+    config = SchedulerConfig(
+        4, 8, context_length=4096, mixed=True, max_prefill_tokens_while_decoding=3
+    )
+    scheduler = Scheduler(config, BlockManager(1000, 4, prefix_caching=False))
+    scheduler.add(make_seq(1, prompt_len=20))
+    first = scheduler.schedule(now=0.0)
+    assert chunks(first) == [(1, 0, 8)]  # nothing decodes yet: the whole budget
+    scheduler.advance(first)
+    scheduler.add(make_seq(2, prompt_len=2))
+    second = scheduler.schedule(now=0.0)
+    assert chunks(second) == [(1, 8, 8)]  # still nothing decodes: all of the budget is 1's
+    scheduler.advance(second)
+    third = scheduler.schedule(now=0.0)
+    assert chunks(third) == [(1, 16, 4), (2, 0, 2)]
+    scheduler.advance(third)
+    scheduler.running[1].output_token_ids.append(7)
+    scheduler.running[2].output_token_ids.append(7)
+    scheduler.add(make_seq(3, prompt_len=10))
+    fourth = scheduler.schedule(now=0.0)
+    assert [s.seq_id for s in fourth.decode] == [1, 2]
+    assert chunks(fourth) == [(3, 0, 3)]  # 1 and 2 decode: the smaller budget
+
+
 def test_admission_waits_for_kv_blocks_of_the_whole_sequence_and_frees_them_on_removal() -> None:
     scheduler = make_scheduler(8, 100, mixed=True, blocks=5, block_size=4)
     scheduler.add(make_seq(1, prompt_len=8, max_new_tokens=8))  # 16 tokens: 4 blocks
