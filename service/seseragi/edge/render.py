@@ -13,10 +13,10 @@ from pathlib import Path
 import jinja2
 
 from seseragi.api import errors
-from seseragi.api.identity import RESERVED_SUBJECTS
 from seseragi.edge import descriptor, ratelimit
 from seseragi.edge.keys import dev_key, hs256_jwks
 from seseragi.settings import Settings
+from seseragi.subjects import RESERVED_SUBJECTS
 
 TEMPLATE = Path(__file__).resolve().parents[3] / "envoy" / "envoy.yaml.j2"
 MAX_SUBJECTS = 100_000  # dynamic per-subject buckets Envoy keeps (least recently used go first)

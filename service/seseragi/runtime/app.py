@@ -17,6 +17,7 @@ from seseragi.api.admission import AdmissionGate
 from seseragi.api.boundary import ErrorBoundary
 from seseragi.api.http.server import HttpServer
 from seseragi.api.identity import EdgeGuard, caller, check_start
+from seseragi.api.jobs_codec import JobMessages
 from seseragi.api.jobs_servicer import JobServicer
 from seseragi.api.servicer import GenerationServicer
 from seseragi.cache import redis_link
@@ -157,7 +158,8 @@ async def become_ready(
     running.servicer.attach(running.backend)
     running.jobs.attach(running.backend)
     if settings.job_concurrency > 0:
-        running.worker = JobWorker(running.job_store, running.backend, settings)
+        codec = JobMessages(running.backend, settings)
+        running.worker = JobWorker(running.job_store, engine, codec, settings)
         running.worker.start()
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     telemetry.set_ready(True)

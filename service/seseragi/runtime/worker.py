@@ -7,6 +7,7 @@ import logging
 import signal
 import time
 
+from seseragi.api.jobs_codec import JobMessages
 from seseragi.cache import redis_link
 from seseragi.engine.handle import EngineClient
 from seseragi.jobs.store import JobStore, sample_depth_forever
@@ -48,7 +49,8 @@ async def work(settings: WorkerSettings) -> None:
         telemetry.job_observer(),
     )
     sampler = asyncio.create_task(sample_depth_forever(store))
-    worker = JobWorker(store, Backend(engine, loaded.tokenizer, loaded.info), settings)
+    codec = JobMessages(Backend(engine, loaded.tokenizer, loaded.info), settings)
+    worker = JobWorker(store, engine, codec, settings)
     worker.start()
     telemetry.set_ready(True)
     log.info("worker ready", extra={"consumer": worker.consumer})
