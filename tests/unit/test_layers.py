@@ -38,6 +38,7 @@ LAYERS = (
         "seseragi.runtime.relay",
     ),
     ("seseragi.cache", "seseragi.jobs"),
+    ("seseragi.runtime.boot",),
     ("seseragi.api",),
     ("seseragi.runtime.app", "seseragi.runtime.worker", "seseragi.edge"),
     ("seseragi.cli",),
