@@ -90,7 +90,7 @@ ifndef SESERAGI_REDIS_URL
 	  echo "no Redis answers at 127.0.0.1:6379" >&2; exit 1
 endif
 
-proto: $(STAMP) ## Regenerate the contract package's Python code from protos/ (committed; `proto-check` proves it current).
+proto: $(STAMP) ## Regenerate the contract package's Python code and descriptor set from protos/ (committed; `proto-check` proves them current).
 	rm -rf $(GEN_DIR) build/proto && mkdir -p build/proto
 	$(BIN)/python -m grpc_tools.protoc -I protos -I $(PROTO_INCLUDE) \
 	  --python_out=build/proto --grpc_python_out=build/proto \
@@ -98,6 +98,10 @@ proto: $(STAMP) ## Regenerate the contract package's Python code from protos/ (c
 	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=build/proto \
 	  $$(find protos/seseragi -name '*.proto')
 	mv build/proto/seseragi/v1 $(GEN_DIR)
+	@# The descriptor set Envoy's gRPC-JSON transcoder reads, shipped as package data so that
+	@# `seseragi envoy render` needs no protos/ checkout.
+	$(BIN)/python -m grpc_tools.protoc -I protos -I $(PROTO_INCLUDE) --include_imports \
+	  --descriptor_set_out=$(GEN_DIR)/seseragi.binpb seseragi/v1/generation.proto
 	@# protoc names modules after the proto path (seseragi.v1); the distribution's import name is
 	@# seseragi_contract.v1, so the imports and module names it writes are renamed to match.
 	sed -i -e 's/^from seseragi\.v1 import /from seseragi_contract.v1 import /' \

@@ -135,6 +135,12 @@ def _add_edge_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         action="append",
         help="instead: write the committed config and rate-limit rules of a deployment",
     )
+    render.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        help="with --target: the repository checkout to write into (default: this directory)",
+    )
     render.set_defaults(handler=_render)
 
     jwks = envoy_commands.add_parser(
@@ -200,8 +206,11 @@ def _render(args: argparse.Namespace) -> int:
 
     if args.target:
         for name in args.target:
-            deploy.render_target(Settings(), name)
-            target = deploy.TARGETS[name]  # relative to the repository root
+            try:
+                deploy.render_target(Settings(), name, args.root)
+            except FileNotFoundError as error:
+                raise SystemExit(f"seseragi envoy render: {error}") from None
+            target = deploy.TARGETS[name]  # relative to the checkout
             print(*(p for p in (target.config, target.descriptor, target.rules) if p), sep="\n")
         return 0
     if args.out is None:

@@ -19,6 +19,7 @@ import pytest
 from seseragi.config import Settings
 from tests.edges import free_port
 from tests.helpers import stream_through_a_stop
+from tests.servers import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +42,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], queue.Queue[s
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "seseragi.cli", "stack"],
+        cwd=REPO_ROOT,  # as `make run`: the built page is clients/web/dist from here
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -51,7 +51,7 @@ def server(loaded_model: LoadedModel) -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def page_server() -> Iterator[PageServer]:
-    with PageServer("127.0.0.1", 0) as running:
+    with PageServer("127.0.0.1", 0, REPO_ROOT / "clients" / "web" / "dist") as running:
         yield running
 
 

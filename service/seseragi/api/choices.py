@@ -1,7 +1,7 @@
 """The n choices of one request, run and reported as protobuf events for every face.
 
 Each choice is its own engine request (`Generations.expand`); this module relays their events
-(server/relay.py) as `Delta`/`Final` messages carrying the choice index, whether they come live
+(runtime/relay.py) as `Delta`/`Final` messages carrying the choice index, whether they come live
 or from the result cache, and gathers them into one `GenerateResponse`.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from seseragi.api import relay
 from seseragi.api.convert import responses
 from seseragi.api.generations import CacheLookup, Generations
 from seseragi.cache.result_cache import CACHE_HEADER
 from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Request, TextDelta
+from seseragi.runtime import relay
 from seseragi.runtime.backend import Backend
 from seseragi_contract.v1 import generation_pb2 as pb
 

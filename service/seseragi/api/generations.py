@@ -2,11 +2,12 @@
 slot, validation, admission, the result cache and the report of a finished generation.
 
 The gRPC servicer and the HTTP routes both call this; each maps the exceptions raised here
-through the one error table (server/errors.py) into its own status.
+through the one error table (api/errors.py) into its own status.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import time
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from seseragi.api.convert import responses
-from seseragi.api.convert.requests import GenerateMessage
+from seseragi.api.convert.requests import GenerateMessage, parse_generate
 from seseragi.api.errors import NotReady
 from seseragi.api.limits import CallerSlots
 from seseragi.cache.result_cache import ResultCache, cache_key
@@ -23,7 +24,7 @@ from seseragi.engine.handle import RequestHandle
 from seseragi.engine.types import Finished, Request
 from seseragi.model.tokenizer import Tools
 from seseragi.runtime.backend import Backend
-from seseragi.settings import ServeSettings
+from seseragi.settings import GenerationSettings, ServeSettings
 from seseragi.telemetry.calls import annotate
 from seseragi.telemetry.hub import Telemetry
 from seseragi_contract.v1 import generation_pb2 as pb
@@ -58,6 +59,26 @@ def choice_request(parsed: Request, index: int) -> Request:
 def expand(parsed: Request, n: int) -> list[Request]:
     """One engine request per choice (n of 0 means 1)."""
     return [choice_request(parsed, index) for index in range(max(n, 1))]
+
+
+async def parse(
+    backend: Backend,
+    request: GenerateMessage,
+    settings: GenerationSettings,
+    time_remaining: float | None,
+    tools: Tools = (),
+) -> Request:
+    """Validate, render, tokenize and compile any grammar off the event loop (tokenizing long
+    inputs and compiling schemas block); every face and the job worker parse through this."""
+    return await asyncio.to_thread(
+        parse_generate,
+        request,
+        backend.tokenizer,
+        settings,
+        backend.info.context_length,
+        time_remaining,
+        tools,
+    )
 
 
 class Generations:
@@ -125,7 +146,7 @@ class Generations:
         time_remaining: float | None,
         tools: Tools = (),
     ) -> Request:
-        return await backend.parse(request, self.settings, time_remaining, tools)
+        return await parse(backend, request, self.settings, time_remaining, tools)
 
     def admit(self, backend: Backend, parsed: Request) -> RequestHandle:
         """Admit at once or raise EngineFull / EngineStopped."""

@@ -18,12 +18,12 @@ from typing import Any
 
 import grpc
 
+from seseragi.subjects import ANONYMOUS
+
 log = logging.getLogger(__name__)
 
 SUBJECT_HEADER = "x-seseragi-subject"
 SECRET_HEADER = "x-seseragi-edge-secret"
-ANONYMOUS = "anonymous"
-RESERVED_SUBJECTS = frozenset({ANONYMOUS, ""})  # the edge refuses tokens with these as `sub`
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)  # load balancers probe without credentials
 _ignored_logged = False
 

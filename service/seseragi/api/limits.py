@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from seseragi.api.identity import ANONYMOUS
+from seseragi.subjects import ANONYMOUS
 
 
 class CallerLimitReached(Exception):

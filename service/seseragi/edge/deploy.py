@@ -1,11 +1,12 @@
-"""Envoy's config for containers, rendered into the repository and committed.
+"""Envoy's config for containers, rendered into a checkout of the repository and committed.
 
 Compose and Kubernetes run the official Envoy image beside `envoyproxy/ratelimit`, so they differ
 from a local run in what lives where: replicas and the rate-limit service by DNS name, the
 descriptor set and the JWKS as mounted files, the edge secret from Envoy's environment (never in
 the file), and limits counted by the rate-limit service so they hold across Envoy replicas. The
 sidecar variant (ECS, Azure Container Instances) runs one Envoy per task in front of the service
-on the task's loopback, with its own token buckets.
+on the task's loopback, with its own token buckets. The checkout to write into is named by the
+caller (`seseragi envoy render --target`: the working directory), never found from this file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from seseragi.api.identity import is_loopback
 from seseragi.edge import descriptor, ratelimit, render
 from seseragi.settings import Settings
 
-REPO = Path(__file__).resolve().parents[3]
 CONFIG_DIR = Path("/etc/envoy")  # where both targets mount the files below inside the container
 DESCRIPTOR = CONFIG_DIR / "seseragi.binpb"
 JWKS = CONFIG_DIR / "jwt" / "jwks.json"
@@ -113,20 +113,24 @@ def config_text(settings: Settings, target: Target | None = None) -> str:
     )
 
 
-def render_target(settings: Settings, name: str, root: Path = REPO) -> Target:
-    """Write target `name`'s Envoy config, descriptor set and rate-limit rules under `root`."""
+def render_target(settings: Settings, name: str, root: Path) -> Target:
+    """Write target `name`'s Envoy config, descriptor set and rate-limit rules under `root`, a
+    checkout of the repository (whose wrapper, envoy/bin/graceful-envoy, a target may copy)."""
     target = TARGETS[name]
+    original = root / GRACEFUL_ENVOY
+    if not original.is_file():
+        raise FileNotFoundError(f"{root.resolve()} is no checkout of the repository: no {original}")
     files = {target.config: config_text(settings, target)}
     if target.rules is not None:
         files[target.rules] = ratelimit.service_config_text(settings)
     for relative, text in files.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
-    descriptor.build(root / target.descriptor)
+    descriptor.write(root / target.descriptor)
     wrapper = root / target.wrapper
-    if wrapper != REPO / GRACEFUL_ENVOY:  # a copy, where the original cannot be mounted
+    if target.wrapper != GRACEFUL_ENVOY:  # a copy, where the original cannot be mounted
         wrapper.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / GRACEFUL_ENVOY, wrapper)
+        shutil.copyfile(original, wrapper)
     # Read by Envoy's own user in the container; nothing secret is in these files.
     for relative in (*files, target.descriptor):
         os.chmod(root / relative, 0o644)

@@ -1,30 +1,25 @@
-"""The contract as a FileDescriptorSet, which Envoy's grpc_json_transcoder reads."""
+"""The contract as a FileDescriptorSet, which Envoy's grpc_json_transcoder reads.
+
+`make proto` compiles it from protos/ into the contract package, so it ships with the installed
+package and rendering needs no source checkout.
+"""
 
 from __future__ import annotations
 
-import os
+from importlib import resources
 from pathlib import Path
 
-PROTOS = Path(__file__).resolve().parents[3] / "protos"
-CONTRACT = "seseragi/v1/generation.proto"
+PACKAGE = "seseragi_contract.v1"
+NAME = "seseragi.binpb"
 
 
-def build(out: Path) -> Path:
-    """Compile protos/ (with the google.api annotations it imports) into `out`."""
-    from grpc_tools import protoc  # imported only when a descriptor is built
+def packaged() -> bytes:
+    """The descriptor set the contract package ships (generation.proto with its imports)."""
+    return resources.files(PACKAGE).joinpath(NAME).read_bytes()
 
-    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+
+def write(out: Path) -> Path:
+    """Write the descriptor set to `out` (its folder made when missing)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    status = protoc.main(
-        [
-            "protoc",
-            f"-I{PROTOS}",
-            f"-I{include}",
-            "--include_imports",
-            f"--descriptor_set_out={out}",
-            CONTRACT,
-        ]
-    )
-    if status != 0:
-        raise RuntimeError(f"protoc failed ({status}) building {out}")
+    out.write_bytes(packaged())
     return out

@@ -1,6 +1,6 @@
 """Rules for the global rate-limit service (envoyproxy/ratelimit), from the edge's own limits.
 
-Envoy's `rate_limits` actions (envoy/envoy.yaml.j2) emit descriptors with these keys; the
+Envoy's `rate_limits` actions (edge/envoy.yaml.j2) emit descriptors with these keys; the
 service counts them in Redis, so the limits hold across every Envoy replica.
 """
 

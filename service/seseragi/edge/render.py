@@ -1,4 +1,8 @@
-"""Render envoy/envoy.yaml.j2 from Settings: one source for local runs, tests and containers."""
+"""Render Envoy's config from Settings: one source for local runs, tests and containers.
+
+The template (envoy.yaml.j2 beside this module) ships as package data, and every output goes to
+a directory the caller names: rendering works from an installed package as from the checkout.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,18 @@ import math
 import os
 import urllib.parse
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 
 from seseragi.api import errors
-from seseragi.api.identity import RESERVED_SUBJECTS
 from seseragi.edge import descriptor, ratelimit
 from seseragi.edge.keys import dev_key, hs256_jwks
 from seseragi.settings import Settings
+from seseragi.subjects import RESERVED_SUBJECTS
 
-TEMPLATE = Path(__file__).resolve().parents[3] / "envoy" / "envoy.yaml.j2"
+TEMPLATE = "envoy.yaml.j2"  # package data of seseragi.edge
 MAX_SUBJECTS = 100_000  # dynamic per-subject buckets Envoy keeps (least recently used go first)
 SECRET_FROM_ENV = "%ENVIRONMENT(SESERAGI_EDGE_SECRET)%"
 
@@ -159,7 +164,8 @@ def render_text(
     of writing it into the file, so a committed container config holds no secret."""
     hosts = upstreams(settings)
     http_hosts = http_upstreams(settings)
-    template = jinja2.Template(TEMPLATE.read_text(), undefined=jinja2.StrictUndefined)
+    source = resources.files("seseragi.edge").joinpath(TEMPLATE).read_text()
+    template = jinja2.Template(source, undefined=jinja2.StrictUndefined)
     # Header values are Envoy format strings: `%` is literal only when doubled.
     secret = SECRET_FROM_ENV if secret_from_env else settings.edge_secret.replace("%", "%%")
     text: str = template.render(
@@ -208,7 +214,7 @@ def render(settings: Settings, out_dir: Path, listen_address: str = "127.0.0.1")
     if not settings.edge_secret:
         raise ValueError("SESERAGI_EDGE_SECRET must be set: Envoy proves the subject with it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    descriptor_path = descriptor.build(out_dir / "seseragi.binpb")
+    descriptor_path = descriptor.write(out_dir / descriptor.NAME)
     config = out_dir / "envoy.yaml"
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:

@@ -82,7 +82,7 @@ def page_server(settings: Settings) -> contextlib.AbstractContextManager[object]
     if settings.web_port < 0:
         return contextlib.nullcontext()
     try:
-        return web.PageServer("127.0.0.1", settings.web_port)
+        return web.PageServer("127.0.0.1", settings.web_port, settings.web_dir)
     except (FileNotFoundError, OSError) as error:
         print(f"chat page not served: {error}", file=sys.stderr)
         return contextlib.nullcontext()

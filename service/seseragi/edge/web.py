@@ -1,6 +1,7 @@
 """The chat page (clients/web, built into dist/) served on loopback beside Envoy.
 
 Envoy serves the API only; a page needs an origin of its own, which Envoy's CORS policy allows.
+The page is no part of the Python package: its folder is a setting (SESERAGI_WEB_DIR).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
-PAGE_DIR = Path(__file__).resolve().parents[3] / "clients" / "web" / "dist"
-
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib's name)
@@ -22,7 +21,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 class PageServer:
     """Serve `directory` at http://host:port/ from a daemon thread while the context is open."""
 
-    def __init__(self, host: str, port: int, directory: Path = PAGE_DIR) -> None:
+    def __init__(self, host: str, port: int, directory: Path) -> None:
         if not (directory / "index.html").exists():
             raise FileNotFoundError(f"the chat page is not built in {directory}: run `make web`")
         handler = partial(_QuietHandler, directory=str(directory))

@@ -15,7 +15,6 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
-from seseragi.api.identity import ANONYMOUS
 from seseragi.jobs import scripts
 from seseragi.jobs.observer import JobObserver, NullJobObserver
 from seseragi.jobs.records import (
@@ -32,6 +31,7 @@ from seseragi.jobs.records import (
     hash_reply,
 )
 from seseragi.settings import JobsSettings
+from seseragi.subjects import ANONYMOUS
 
 __all__ = [
     "CallerJobLimit",

@@ -20,19 +20,15 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
-from google.rpc import code_pb2
 from redis.exceptions import RedisError
 
-from seseragi.api import relay
-from seseragi.api.convert import responses
-from seseragi.api.errors import InvalidRequest, to_status
 from seseragi.engine.errors import EngineFull
-from seseragi.engine.handle import RequestHandle
+from seseragi.engine.handle import EngineClient, RequestHandle
 from seseragi.engine.types import Finished, Request, TextDelta
+from seseragi.jobs.codec import JobCodec, Rejected
 from seseragi.jobs.store import Claimed, JobRecord, JobStore
-from seseragi.runtime.backend import Backend
-from seseragi.settings import WorkerSettings
-from seseragi_contract.v1 import generation_pb2 as pb
+from seseragi.runtime import relay
+from seseragi.settings import JobsSettings
 
 log = logging.getLogger(__name__)
 CLAIM_BLOCK_MS = 1000
@@ -42,9 +38,12 @@ T = TypeVar("T")
 
 
 class JobWorker:
-    def __init__(self, store: JobStore, backend: Backend, settings: WorkerSettings) -> None:
+    def __init__(
+        self, store: JobStore, engine: EngineClient, codec: JobCodec, settings: JobsSettings
+    ) -> None:
         self._store = store
-        self._backend = backend
+        self._engine = engine
+        self._codec = codec
         self._settings = settings
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._renew_every_s = settings.job_visibility_timeout_seconds / 3
@@ -120,17 +119,15 @@ class JobWorker:
             )
         except Exception as exc:  # noqa: BLE001 - noted as the attempt's error; retried later
             log.exception("job attempt failed", extra={"job_id": claimed.job_id})
-            status = to_status(exc, "")
-            code = code_pb2.Code.Name(status.code)
+            code, message = self._codec.failure(exc, "")
             with contextlib.suppress(RedisError, OSError):
-                await self._store.note_error(claimed.job_id, code, status.message)
+                await self._store.note_error(claimed.job_id, code, message)
 
     async def _run(self, record: JobRecord, claimed: Claimed) -> None:
-        request = pb.GenerateRequest.FromString(record.request)
         try:
-            parsed = await self._backend.parse(request, self._settings, None)
-        except InvalidRequest as exc:
-            await self._store.fail(record.job_id, "INVALID_ARGUMENT", str(exc))
+            parsed = await self._codec.parse(record.request)
+        except Rejected as exc:
+            await self._store.fail(record.job_id, exc.code, exc.message)
             return
         handle = await self._admit(parsed, claimed)
         try:
@@ -142,7 +139,7 @@ class JobWorker:
         """Wait for room in the engine: live calls come first, jobs take what is left."""
         while True:
             try:
-                return self._backend.engine.submit(parsed)
+                return self._engine.submit(parsed)
             except EngineFull:
                 await self._store.renew(self.consumer, claimed.message_id)
                 await asyncio.sleep(ENGINE_FULL_RETRY_S)
@@ -164,19 +161,17 @@ class JobWorker:
                     if await holding(partial(self._store.state, job_id)) != "running":
                         return
                 if isinstance(event, TextDelta):
-                    piece = responses.delta(event, self._backend.tokenizer)
-                    logged = pb.GenerateStreamResponse(delta=piece).SerializeToString()
+                    logged = self._codec.delta(event)
                     count = event.generated_token_count
                     if not await holding(partial(self._store.append, job_id, count, logged)):
                         return
                 elif isinstance(event, Finished):
-                    last = responses.final(event, parsed.request_id, parsed.sampling.seed)
-                    await holding(partial(self._succeed, job_id, last))
+                    await holding(partial(self._succeed, job_id, event, parsed))
         except (RedisError, OSError):
             raise  # the store is down: the claim lapses and another worker reruns the job
         except Exception as exc:  # noqa: BLE001 - the engine's error, mapped by the one table
-            status = to_status(exc, parsed.request_id)
-            await self._store.fail(job_id, code_pb2.Code.Name(status.code), status.message)
+            code, message = self._codec.failure(exc, parsed.request_id)
+            await self._store.fail(job_id, code, message)
 
     async def _while_claimed(self, command: Callable[[], Awaitable[T]], renewed: float) -> T:
         """Run a running job's Redis command, retried through a short outage for as long as the
@@ -192,12 +187,10 @@ class JobWorker:
                     raise
                 await asyncio.sleep(STORE_RETRY_S)
 
-    async def _succeed(self, job_id: str, last: pb.Final) -> None:
+    async def _succeed(self, job_id: str, event: Finished, parsed: Request) -> None:
         """End the job with the result its log holds: what watchers saw is what GetJob returns,
         even when earlier attempts wrote part of the log."""
-        collected = responses.Collected()
-        for entry in await self._store.log(job_id, b"0-0", None):
-            if entry.kind == "delta":
-                collected.add(pb.GenerateStreamResponse.FromString(entry.event).delta)
-        final = pb.GenerateStreamResponse(final=last).SerializeToString()
-        await self._store.succeed(job_id, final, collected.response(last).SerializeToString())
+        entries = await self._store.log(job_id, b"0-0", None)
+        deltas = [entry.event for entry in entries if entry.kind == "delta"]
+        final, result = self._codec.ending(deltas, event, parsed)
+        await self._store.succeed(job_id, final, result)

@@ -17,17 +17,17 @@ from seseragi.api.admission import AdmissionGate
 from seseragi.api.boundary import ErrorBoundary
 from seseragi.api.http.server import HttpServer
 from seseragi.api.identity import EdgeGuard, caller, check_start
+from seseragi.api.jobs_codec import JobMessages
 from seseragi.api.jobs_servicer import JobServicer
 from seseragi.api.servicer import GenerationServicer
 from seseragi.cache import redis_link
 from seseragi.cache.result_cache import ResultCache
 from seseragi.engine.handle import EngineClient
-from seseragi.jobs.store import JobStore, sample_depth_forever
 from seseragi.jobs.tail import BLOCK_MS, LogTail
-from seseragi.jobs.worker import JobWorker
-from seseragi.model.loader import LoadedModel, load
+from seseragi.model.loader import LoadedModel
 from seseragi.runtime.backend import Backend
-from seseragi.runtime.engines import load_front_end, open_engine, warm_up
+from seseragi.runtime.boot import Boot
+from seseragi.runtime.engines import load_engine, open_engine
 from seseragi.settings import ServeSettings
 from seseragi.telemetry.hub import Telemetry
 from seseragi_contract.v1 import generation_pb2, generation_pb2_grpc, jobs_pb2, jobs_pb2_grpc
@@ -41,21 +41,26 @@ LIVENESS = ""  # the empty name: the process is up and the port is bound
 
 @dataclass(slots=True)
 class RunningServer:
-    """A started server; `backend` appears once the model is loaded and warm."""
+    """A started server: its faces around what it shares with `seseragi worker` (`boot`)."""
 
+    boot: Boot
     server: grpc.aio.Server
     port: int
     health: health.aio.HealthServicer
     servicer: GenerationServicer
-    telemetry: Telemetry
     jobs: JobServicer
-    job_store: JobStore
-    depth_sampler: asyncio.Task[None]
-    backend: Backend | None = None
-    worker: JobWorker | None = None
     http: HttpServer | None = None  # the OpenAI-compatible API; None when disabled
     dead_engine: asyncio.Future[None] | None = None  # marking NOT_SERVING after an engine death
     results: ResultCache | None = None
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.boot.telemetry
+
+    @property
+    def backend(self) -> Backend | None:
+        """The loaded model; None until it is loaded and warm."""
+        return self.boot.backend
 
 
 def rpc_capacity(settings: ServeSettings) -> int:
@@ -72,7 +77,8 @@ async def start(settings: ServeSettings) -> RunningServer:
     check_start(
         settings.host, settings.edge_secret, require_edge_secret=settings.require_edge_secret
     )
-    telemetry = Telemetry.start(settings)
+    boot = Boot.begin(settings)
+    telemetry = boot.telemetry
     results = None
     if settings.result_cache:  # its own Redis, where eviction cannot reach the job queue
         cache_redis = redis_link.connect(settings, url=redis_link.cache_url(settings))
@@ -100,11 +106,8 @@ async def start(settings: ServeSettings) -> RunningServer:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     generation_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
-    redis = redis_link.connect(settings)
-    blocking = redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds)
-    job_store = JobStore(redis, blocking, settings, telemetry.job_observer())
     tail = LogTail(redis_link.connect_one(settings, blocking_seconds=BLOCK_MS / 1000))
-    jobs = JobServicer(settings, job_store, tail)
+    jobs = JobServicer(settings, boot.store, tail)
     jobs_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
     reflection.enable_server_reflection(
         (
@@ -120,22 +123,10 @@ async def start(settings: ServeSettings) -> RunningServer:
     await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     log.info("listening", extra={"address": f"{settings.host}:{port}"})
-    sampler = asyncio.create_task(sample_depth_forever(job_store))
     http = None
     if settings.http_port >= 0:
         http = await HttpServer.start(servicer.generations, settings, telemetry.http_observer())
-    return RunningServer(
-        server,
-        port,
-        health_servicer,
-        servicer,
-        telemetry,
-        jobs,
-        job_store,
-        sampler,
-        http=http,
-        results=results,
-    )
+    return RunningServer(boot, server, port, health_servicer, servicer, jobs, http, results=results)
 
 
 async def become_ready(
@@ -147,20 +138,13 @@ async def become_ready(
     """Start the engine (unless given one), prove it with one generation, then report SERVING."""
     if engine is None:
         engine = await open_engine(loaded, settings)
-    engine.start()
-    engine.on_failure(lambda: _engine_died(running))
-    await warm_up(engine, loaded)
-    telemetry = running.telemetry
-    engine.observe(telemetry.engine_observer())  # after warm-up: metrics count callers' work only
-    telemetry.model_ready(loaded.info, engine)
-    running.backend = Backend(engine, loaded.tokenizer, loaded.info)
-    running.servicer.attach(running.backend)
-    running.jobs.attach(running.backend)
+    backend = await running.boot.start_engine(loaded, engine, lambda: _engine_died(running))
+    running.servicer.attach(backend)
+    running.jobs.attach(backend)
     if settings.job_concurrency > 0:
-        running.worker = JobWorker(running.job_store, running.backend, settings)
-        running.worker.start()
+        running.boot.start_jobs(JobMessages(backend, settings))
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    telemetry.set_ready(True)
+    running.telemetry.set_ready(True)
     log.info("ready", extra={"service": SERVICE_NAME})
 
 
@@ -187,29 +171,11 @@ async def drain_and_stop(
     await running.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
     running.telemetry.set_ready(False)
     running.servicer.drain()
-    if running.worker is not None:
-        await running.worker.pause()
-    began = time.monotonic()
-    deadline = began + grace_seconds
-    notice_until = began + min(notice_seconds, grace_seconds)
-    backend = running.backend
     log.info("draining", extra={"grace_seconds": grace_seconds})
-    while time.monotonic() < deadline and (
-        time.monotonic() < notice_until
-        or (backend is not None and backend.engine.stats().in_flight)
-        or (running.worker is not None and running.worker.busy)
-    ):
-        await asyncio.sleep(0.05)
+    deadline = await running.boot.settle(grace_seconds, notice_seconds)
     stopping_http = running.http.stop() if running.http is not None else asyncio.sleep(0)
     await asyncio.gather(running.server.stop(max(deadline - time.monotonic(), 0.0)), stopping_http)
-    if running.worker is not None:
-        await running.worker.stop()
-    if backend is not None:
-        await backend.engine.stop()
-    running.depth_sampler.cancel()
-    await asyncio.gather(running.depth_sampler, return_exceptions=True)
-    running.telemetry.stop()
-    await running.job_store.close()
+    await running.boot.stop()
     await running.jobs.close()
     if running.results is not None:
         await running.results.close()
@@ -238,8 +204,5 @@ async def serve(settings: ServeSettings) -> None:
 
 
 async def _load_and_warm(running: RunningServer, settings: ServeSettings) -> None:
-    if settings.engine_process:
-        loaded, client = await load_front_end(settings)
-        await become_ready(running, loaded, settings, client)
-    else:
-        await become_ready(running, await asyncio.to_thread(load, settings), settings)
+    loaded, engine = await load_engine(settings)
+    await become_ready(running, loaded, settings, engine)

@@ -9,7 +9,7 @@ from seseragi.engine.build import make_engine
 from seseragi.engine.core_client import CoreClient, CoreProcess
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
-from seseragi.model.loader import LoadedModel, load_tokenizer
+from seseragi.model.loader import LoadedModel, load, load_tokenizer
 from seseragi.settings import WorkerSettings
 
 
@@ -34,6 +34,14 @@ async def load_front_end(settings: WorkerSettings) -> tuple[LoadedModel, CoreCli
         starting = loading.create_task(CoreProcess.start(settings))
     core, tokenizer = starting.result(), tokenizing.result()
     return LoadedModel(None, tokenizer, core.info), CoreClient(settings, tokenizer, core)
+
+
+async def load_engine(settings: WorkerSettings) -> tuple[LoadedModel, EngineClient]:
+    """The model and the engine `settings` ask for, each loaded off the event loop."""
+    if settings.engine_process:
+        return await load_front_end(settings)
+    loaded = await asyncio.to_thread(load, settings)
+    return loaded, await open_engine(loaded, settings)
 
 
 async def warm_up(engine: EngineClient, loaded: LoadedModel) -> None:

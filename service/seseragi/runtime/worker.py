@@ -5,17 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 
-from seseragi.cache import redis_link
-from seseragi.engine.handle import EngineClient
-from seseragi.jobs.store import JobStore, sample_depth_forever
-from seseragi.jobs.worker import JobWorker
-from seseragi.model.loader import load
-from seseragi.runtime.backend import Backend
-from seseragi.runtime.engines import build_engine, load_front_end, warm_up
+from seseragi.api.jobs_codec import JobMessages
+from seseragi.runtime.boot import Boot
+from seseragi.runtime.engines import load_engine
 from seseragi.settings import WorkerSettings
-from seseragi.telemetry.hub import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -29,39 +23,15 @@ async def work(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
-    telemetry = Telemetry.start(settings)
-    engine: EngineClient
-    if settings.engine_process:
-        loaded, engine = await load_front_end(settings)
-    else:
-        loaded = await asyncio.to_thread(load, settings)
-        engine = await asyncio.to_thread(build_engine, loaded, settings)
-    engine.start()
-    engine.on_failure(stop_requested.set)  # no engine, no work: stop, leaving jobs to reclaim
-    await warm_up(engine, loaded)
-    engine.observe(telemetry.engine_observer())
-    telemetry.model_ready(loaded.info, engine)
-    store = JobStore(
-        redis_link.connect(settings),
-        redis_link.connect(settings, blocking_seconds=settings.heartbeat_interval_seconds),
-        settings,
-        telemetry.job_observer(),
-    )
-    sampler = asyncio.create_task(sample_depth_forever(store))
-    worker = JobWorker(store, Backend(engine, loaded.tokenizer, loaded.info), settings)
-    worker.start()
-    telemetry.set_ready(True)
+    boot = Boot.begin(settings)
+    loaded, engine = await load_engine(settings)
+    # No engine, no work: stop, leaving jobs to be reclaimed.
+    backend = await boot.start_engine(loaded, engine, stop_requested.set)
+    worker = boot.start_jobs(JobMessages(backend, settings))
+    boot.telemetry.set_ready(True)
     log.info("worker ready", extra={"consumer": worker.consumer})
     await stop_requested.wait()
-    telemetry.set_ready(False)
-    await worker.pause()
-    deadline = time.monotonic() + settings.shutdown_grace_seconds
-    while (engine.stats().in_flight or worker.busy) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    await worker.stop()  # jobs still running are left to be reclaimed
-    sampler.cancel()
-    await asyncio.gather(sampler, return_exceptions=True)
-    await engine.stop()
-    await store.close()
-    telemetry.stop()
+    boot.telemetry.set_ready(False)
+    await boot.settle(settings.shutdown_grace_seconds)
+    await boot.stop()  # jobs still running are left to be reclaimed
     log.info("worker stopped", extra={"jobs_finished": worker.finished})

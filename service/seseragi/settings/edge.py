@@ -91,6 +91,11 @@ class EdgeSettings(SeseragiSettings):
         description="Port of the chat page `seseragi stack` serves on loopback (-1: none); its"
         " origin is added to the CORS origins.",
     )
+    web_dir: Path = Field(
+        Path("clients/web/dist"),
+        description="The built chat page `seseragi stack` serves (`make web` builds it there);"
+        " a relative path is taken from the working directory, the checkout for `make run`.",
+    )
     edge_open_reflection: bool = Field(
         False, description="Serve gRPC reflection through Envoy without a token."
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seseragi.api.identity import ANONYMOUS
 from seseragi.api.limits import CallerLimitReached, CallerSlots
+from seseragi.subjects import ANONYMOUS
 
 pytestmark = pytest.mark.unit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ def virtual_host(config: Object) -> Object:
 @pytest.mark.parametrize("name", TARGETS)
 def test_committed_files_equal_a_fresh_render(tmp_path: Path, name: str) -> None:
     """`make envoy-deploy` was run after the last change to the template or the settings."""
+    wrapper = tmp_path / deploy.GRACEFUL_ENVOY  # the one file rendering reads from the checkout
+    wrapper.parent.mkdir(parents=True)
+    shutil.copyfile(REPO_ROOT / deploy.GRACEFUL_ENVOY, wrapper)
     fresh, current = deploy.render_target(Settings(), name, tmp_path), committed(name)
     assert current.config.read_text() == fresh.config.read_text(), "run `make envoy-deploy`"
     if current.rules is not None and fresh.rules is not None:
@@ -279,3 +283,10 @@ def test_every_provider_reads_only_the_header_and_caps_token_lifetime(tmp_path: 
     for provider in jwt_filter["typed_config"]["providers"].values():
         assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
         assert provider["require_expiration"] is True and provider["max_lifetime"] == "900s"
+
+
+def test_a_target_is_rendered_only_into_a_checkout(tmp_path: Path) -> None:
+    """The checkout is named, never found from the package's own files."""
+    with pytest.raises(FileNotFoundError, match="no checkout"):
+        deploy.render_target(Settings(), "k8s", tmp_path)
+    assert list(tmp_path.iterdir()) == []

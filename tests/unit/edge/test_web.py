@@ -48,3 +48,19 @@ def test_the_stack_adds_the_page_origin_to_cors_once() -> None:
 def test_no_page_leaves_cors_alone() -> None:
     settings = Settings(web_port=-1, edge_cors_origins="https://app.example")
     assert stack.edge_settings(settings).edge_cors_origins == "https://app.example"
+
+
+def test_the_stack_serves_the_page_from_the_web_dir_setting(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<title>Seseragi chat</title>")
+    with stack.page_server(Settings(web_port=0, web_dir=tmp_path)) as page:
+        assert isinstance(page, PageServer)
+        with urllib.request.urlopen(f"{page.origin}/", timeout=10) as reply:
+            assert reply.read() == b"<title>Seseragi chat</title>"
+
+
+def test_the_stack_runs_without_a_built_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with stack.page_server(Settings(web_port=0, web_dir=tmp_path / "missing")) as page:
+        assert not isinstance(page, PageServer)
+    assert "run `make web`" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 The request becomes one `GenerateRequest` per prompt and is parsed, limited, cached and admitted
 by `Generations`, exactly as a gRPC call is; n choices run as n engine requests with derived
-seeds (server/generations.py `choice_request`). The events come from the shared relay.
+seeds (api/generations.py `choice_request`). The events come from the shared relay.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OpenAI's error JSON, derived from the same table as the gRPC statuses (server/errors.py).
+"""OpenAI's error JSON, derived from the same table as the gRPC statuses (api/errors.py).
 
 `to_status` decides the code, message, reason and retry delay; this module only turns the gRPC
 code into the HTTP status OpenAI's clients expect and names the parameter in OpenAI's words.
