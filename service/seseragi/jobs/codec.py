@@ -2,7 +2,7 @@
 
 A job's request and log entries are the API's own messages (GetJob and WatchJob hand them out as
 stored), which only the api layer knows. The program that starts a worker hands in the api's
-`JobCodec` (api/convert/jobs.py), so the worker imports nothing above it.
+`JobCodec` (`api/jobs_codec.py`), so the worker imports nothing above it.
 """
 
 from __future__ import annotations
