@@ -17,11 +17,12 @@ import time
 import torch
 
 from seseragi.config import Settings
-from seseragi.engine.build import make_engine, make_sequence
+from seseragi.engine.build import make_engine
 from seseragi.engine.engine import Engine
 from seseragi.engine.grammar import grammars_for
 from seseragi.engine.sampling import RowSampler, sample_rows
 from seseragi.engine.sampling import _constrain as constrain
+from seseragi.engine.sequence import make_sequence
 from seseragi.engine.types import (
     Request,
     SamplingParams,

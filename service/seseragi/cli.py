@@ -236,9 +236,12 @@ def _serve(args: argparse.Namespace) -> int:
     from seseragi import logs
     from seseragi.api.identity import UnguardedStart
     from seseragi.runtime.app import serve
+    from seseragi.runtime.engines import keep_torch_out
 
     settings = args.flags.read(args)
     logs.configure(settings.log_level)
+    if settings.engine_process:
+        keep_torch_out()
     try:
         asyncio.run(serve(settings))
     except UnguardedStart as refused:
@@ -249,10 +252,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from seseragi import logs
+    from seseragi.runtime.engines import keep_torch_out
     from seseragi.runtime.worker import work
 
     settings = args.flags.read(args)
     logs.configure(settings.log_level)
+    if settings.engine_process:
+        keep_torch_out()
     asyncio.run(work(settings))
     return 0
 

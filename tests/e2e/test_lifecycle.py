@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -72,6 +74,26 @@ def test_health_goes_not_serving_to_serving(
         time.sleep(0.02)
     answered = [s for s in seen if s is not None]
     assert answered[0] == Status.NOT_SERVING and answered[-1] == Status.SERVING
+
+
+def test_the_front_end_never_loads_torch(
+    server_process: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    """The model lives in the core process; the serving process keeps tokenizer, gRPC and HTTP
+    only (issue 12's memory target: torch alone would add about 0.4 GB here)."""
+    process, target = server_process
+    deadline = time.monotonic() + 120
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while check(health, SERVICE) != Status.SERVING:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        assert "Paris" in stub.Generate(chat(CAPITAL_QUESTION), timeout=60).text
+    front_end = psutil.Process(process.pid)
+    libraries = {Path(m.path).name for m in front_end.memory_maps() if ".so" in m.path}
+    assert not {name for name in libraries if "torch" in name or "xgrammar" in name}
+    assert [c.cmdline()[2] for c in front_end.children()] == ["seseragi.engine.core_process"]
 
 
 def test_sigterm_drains_in_flight_stream_then_exits_zero(

@@ -227,6 +227,10 @@ def test_regex_and_choice_over_grpc(stub: generation_pb2_grpc.GenerationServiceS
 def test_an_invalid_grammar_is_invalid_argument_naming_the_field(
     stub: generation_pb2_grpc.GenerationServiceStub,
 ) -> None:
+    _check_invalid_grammar(stub)
+
+
+def _check_invalid_grammar(stub: generation_pb2_grpc.GenerationServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         stub.Generate(_constrained(pb.StructuredOutput(regex="(")), timeout=30)
     error = raised.value
@@ -255,9 +259,11 @@ def test_model_info_reports_the_capability(
 def test_other_engines_follow_grammars_too(
     loaded_model: LoadedModel, overrides: dict[str, object]
 ) -> None:
+    """With a core process the grammar is compiled there (the front end holds no xgrammar)."""
     with ServerThread(make_settings(**overrides), loaded_model) as running:
         for stub in _stub(running.target):
             _check_regex_and_choice(stub)
+            _check_invalid_grammar(stub)
 
 
 def test_a_tool_result_goes_back_and_the_model_answers_from_it(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from seseragi.api.convert import responses
 from seseragi.api.convert.requests import GenerateMessage, parse_generate
-from seseragi.api.errors import NotReady
+from seseragi.api.convert.structured import grammar_violation
+from seseragi.api.errors import InvalidRequest, NotReady
 from seseragi.api.limits import CallerSlots
 from seseragi.cache.result_cache import ResultCache, cache_key
 from seseragi.engine.errors import EngineFull
@@ -68,9 +69,9 @@ async def parse(
     time_remaining: float | None,
     tools: Tools = (),
 ) -> Request:
-    """Validate, render, tokenize and compile any grammar off the event loop (tokenizing long
-    inputs and compiling schemas block); every face and the job worker parse through this."""
-    return await asyncio.to_thread(
+    """Validate, render and tokenize off the event loop (tokenizing long inputs blocks), then have
+    the engine compile any grammar; every face and the job submitter parse through this."""
+    parsed = await asyncio.to_thread(
         parse_generate,
         request,
         backend.tokenizer,
@@ -79,6 +80,11 @@ async def parse(
         time_remaining,
         tools,
     )
+    if parsed.structured is not None:
+        bad_grammar = await grammar_violation(parsed.structured, backend.engine)
+        if bad_grammar is not None:
+            raise InvalidRequest([bad_grammar])
+    return parsed
 
 
 class Generations:

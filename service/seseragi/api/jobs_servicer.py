@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -10,7 +9,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from seseragi.api.convert import responses
-from seseragi.api.convert.requests import MAX_REQUEST_ID_LENGTH, parse_generate
+from seseragi.api.convert.requests import MAX_REQUEST_ID_LENGTH
 from seseragi.api.errors import (
     FieldViolation,
     InvalidRequest,
@@ -18,6 +17,7 @@ from seseragi.api.errors import (
     abort,
     error_boundary,
 )
+from seseragi.api.generations import parse
 from seseragi.api.identity import caller
 from seseragi.api.limits import CallerSlots
 from seseragi.jobs.store import JobEnded, JobNotFound, JobRecord, JobStore
@@ -105,14 +105,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             if generate.n > 1:  # a job's log and result hold one generation
                 one = "a job runs one choice; submit one job per sample"
                 raise InvalidRequest([FieldViolation("request.n", one, "UNSUPPORTED")])
-            parsed = await asyncio.to_thread(
-                parse_generate,
-                generate,
-                backend.tokenizer,
-                self._settings,
-                backend.info.context_length,
-                None,
-            )
+            parsed = await parse(backend, generate, self._settings, None)
             # Fixed now, so every attempt of the job generates the same tokens.
             generate.request_id = parsed.request_id
             generate.sampling.seed = parsed.sampling.seed

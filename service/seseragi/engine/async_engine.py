@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from seseragi.engine.build import make_sequence
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.engine import Engine
-from seseragi.engine.errors import EngineStopped
+from seseragi.engine.errors import EngineStopped, GrammarError
+from seseragi.engine.grammar import Grammars
 from seseragi.engine.handle import EngineStats, RequestHandle, queue_position
 from seseragi.engine.observer import EngineObserver
-from seseragi.engine.sequence import Sequence
-from seseragi.engine.types import Event, Failed, Finished, Request
+from seseragi.engine.sequence import Sequence, make_sequence
+from seseragi.engine.types import Event, Failed, Finished, Request, StructuredOutput
 
 __all__ = ["AsyncEngine", "EngineStats", "RequestHandle"]
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class AsyncEngine:
-    def __init__(self, engine: Engine, decoder: Decoder) -> None:
+    def __init__(self, engine: Engine, decoder: Decoder, grammars: Grammars | None = None) -> None:
         self._engine = engine
+        self._grammars = grammars
         self._decoder = decoder
         self._capacity = engine.config.max_running + engine.config.max_waiting
         self._inbox: queue.SimpleQueue[_Command] = queue.SimpleQueue()
@@ -87,6 +88,15 @@ class AsyncEngine:
     def on_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback` on the event loop if the engine thread dies of a bug."""
         self._failure_callbacks.append(callback)
+
+    async def grammar_error(self, spec: StructuredOutput) -> str | None:
+        if self._grammars is None:
+            return "this engine serves no structured output"
+        try:
+            await asyncio.to_thread(self._grammars.compile, spec)
+        except GrammarError as exc:
+            return str(exc)
+        return None
 
     def submit(self, request: Request) -> RequestHandle:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from seseragi.engine.builder import build_engine
-from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
 from seseragi.engine.engine import Engine, EngineConfig
 from seseragi.engine.grammar import grammars_for
-from seseragi.engine.sequence import EventSink, Sequence
-from seseragi.engine.stop_sequences import StopSequenceMatcher
-from seseragi.engine.types import Request
 from seseragi.model.loader import LoadedModel, engine_weight_format
 from seseragi.settings import WorkerSettings
 
@@ -41,19 +37,3 @@ def engine_weights(loaded: LoadedModel) -> str:
     """int8 and int4 on CPU are the engine's own weight-only formats; elsewhere bitsandbytes
     holds the quantized weights."""
     return engine_weight_format(loaded.info.quantization, loaded.info.device)
-
-
-def make_sequence(
-    seq_id: int, request: Request, decoder: Decoder, arrival_time: float, sink: EventSink
-) -> Sequence:
-    return Sequence(
-        seq_id=seq_id,
-        request=request,
-        detokenizer=IncrementalDetokenizer(decoder, request.prompt_token_ids),
-        stop_matcher=StopSequenceMatcher(
-            request.stopping.stop_sequences,
-            include_stop_sequence=request.stopping.include_stop_sequence,
-        ),
-        sink=sink,
-        arrival_time=arrival_time,
-    )

@@ -17,14 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 from seseragi.engine import ipc
-from seseragi.engine.build import make_sequence
 from seseragi.engine.core_spawn import CoreProcess, CoreStartFailed, describe_exit
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.errors import EngineStopped
 from seseragi.engine.handle import EngineStats, RequestHandle, queue_position
 from seseragi.engine.observer import EngineObserver, NullObserver
-from seseragi.engine.sequence import Sequence
-from seseragi.engine.types import Failed, Finished, Request
+from seseragi.engine.sequence import Sequence, make_sequence
+from seseragi.engine.types import Failed, Finished, Request, StructuredOutput
 from seseragi.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +40,7 @@ class CoreClient:
         self._capacity = settings.max_running_requests + settings.max_queued_requests
         self._handles: dict[int, RequestHandle] = {}
         self._seqs: dict[int, Sequence] = {}  # our copies, until the core reports their end
+        self._checks: dict[int, asyncio.Future[str | None]] = {}  # grammar checks, by id
         self._ids = itertools.count(1)
         self._observer: EngineObserver = NullObserver()
         # running, waiting, steps, cache tokens, cache capacity, prefix-cache queries and hits
@@ -102,6 +102,19 @@ class CoreClient:
     def on_failure(self, callback: Callable[[], None]) -> None:
         self._failure_callbacks.append(callback)
 
+    async def grammar_error(self, spec: StructuredOutput) -> str | None:
+        """Asked of the core, which holds the grammars (and the torch and xgrammar they need)."""
+        if not self._accepting:
+            raise EngineStopped("the engine is not accepting requests")
+        check_id = next(self._ids)
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._checks[check_id] = answer
+        self._core.send(ipc.encode([ipc.CHECK, check_id, spec.kind, spec.spec]))
+        try:
+            return await answer
+        finally:
+            self._checks.pop(check_id, None)
+
     def submit(self, request: Request) -> RequestHandle:
         """Admit a request at once, or raise EngineFull / EngineStopped: never an unbounded wait."""
         if not self._accepting:
@@ -126,12 +139,20 @@ class CoreClient:
                 message = ipc.decode(await self._core.events.recv())
                 if message[0] == ipc.BYE:
                     return
-                self._apply_step(message)
+                if message[0] == ipc.CHECKED:
+                    self._answer_check(message[1], message[2])
+                else:
+                    self._apply_step(message)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("unreadable message from the engine core; killing it")
             self._core.process.kill()
+
+    def _answer_check(self, check_id: int, error: str | None) -> None:
+        answer = self._checks.get(check_id)
+        if answer is not None and not answer.done():
+            answer.set_result(error)
 
     def _apply_step(self, message: ipc.Wire) -> None:
         """Replay observer calls first, then hand events to handles, as the engine thread does."""
@@ -186,6 +207,8 @@ class CoreClient:
             message = ipc.decode(data)
             if message[0] == ipc.STEP:
                 self._apply_step(message)
+            elif message[0] == ipc.CHECKED:
+                self._answer_check(message[1], message[2])
         self._fail_everything(
             EngineStopped(f"the engine core exited unexpectedly ({describe_exit(code)})")
         )
@@ -195,6 +218,9 @@ class CoreClient:
     def _fail_everything(self, error: Exception) -> None:
         for seq in self._seqs.values():
             self._observer.failed(seq, error)
+        for answer in self._checks.values():
+            if not answer.done():
+                answer.set_exception(error)
         handles = list(self._handles.values())
         self._handles.clear()
         self._seqs.clear()

@@ -20,13 +20,13 @@ import zmq
 
 from seseragi import logs
 from seseragi.engine import ipc
-from seseragi.engine.build import make_engine, make_sequence
+from seseragi.engine.build import make_engine
 from seseragi.engine.detokenizer import Decoder
 from seseragi.engine.engine import Engine
-from seseragi.engine.errors import EngineStopped, ModelFailure
+from seseragi.engine.errors import EngineStopped, GrammarError, ModelFailure
 from seseragi.engine.grammar import Grammars, grammars_for
-from seseragi.engine.sequence import EventSink, Sequence
-from seseragi.engine.types import Failed, Finished
+from seseragi.engine.sequence import EventSink, Sequence, make_sequence
+from seseragi.engine.types import Failed, Finished, StructuredOutput
 from seseragi.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Core:
         self._engine = engine
         self._grammars = grammars
         self._compiling: list[tuple[Sequence, Future[Any]]] = []  # added once compiled
+        self._checking: list[tuple[int, Future[Any]]] = []  # answered once compiled
         self._decoder = decoder
         self._commands = commands
         self._events = events
@@ -92,13 +93,14 @@ class Core:
                 self._events.send(ipc.encode([ipc.BYE]))
                 return
             self._admit_compiled()
+            self._answer_checks()
             if engine.has_work:
                 engine.step()
             self._flush()
 
     def _apply_commands(self, *, block: bool) -> bool:
         """Apply every pending command; returns False once asked to stop."""
-        wait_ms = COMPILE_POLL_MS if self._compiling else IDLE_POLL_MS
+        wait_ms = COMPILE_POLL_MS if self._compiling or self._checking else IDLE_POLL_MS
         if block and not self._commands.poll(wait_ms):
             return True
         while True:
@@ -113,6 +115,8 @@ class Core:
                 seq = make_sequence(seq_id, request, self._decoder, arrival, lambda event: None)
                 seq.sink = self._sink_of(seq)
                 self._add(seq)
+            elif command[0] == ipc.CHECK:
+                self._check(command[1], StructuredOutput(command[2], command[3]))
             elif command[0] == ipc.ABORT:
                 self._compiling = [(s, f) for s, f in self._compiling if s.seq_id != command[1]]
                 self._engine.abort(command[1])
@@ -124,6 +128,27 @@ class Core:
             self._engine.add(seq)
         else:
             self._compiling.append((seq, self._grammars.compile_later(spec)))
+
+    def _check(self, check_id: int, spec: StructuredOutput) -> None:
+        """Compile for the front end's validation; the grammar stays cached for its admission."""
+        if self._grammars is None:
+            self._events.send(ipc.encode([ipc.CHECKED, check_id, "no structured output here"]))
+        else:
+            self._checking.append((check_id, self._grammars.compile_later(spec)))
+
+    def _answer_checks(self) -> None:
+        waiting = []
+        for check_id, compiling in self._checking:
+            if not compiling.done():
+                waiting.append((check_id, compiling))
+                continue
+            error = compiling.exception()
+            if error is not None and not isinstance(error, GrammarError):
+                log.error("a grammar check failed", exc_info=error)
+                error = GrammarError("the grammar could not be compiled")
+            reason = None if error is None else str(error)
+            self._events.send(ipc.encode([ipc.CHECKED, check_id, reason]))
+        self._checking = waiting
 
     def _admit_compiled(self) -> None:
         waiting = []

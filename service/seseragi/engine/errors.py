@@ -28,3 +28,7 @@ class EngineStopped(EngineError):
 
 class ModelFailure(EngineError):
     """One sequence could not go on (forward pass, sampling or detokenizing); it alone ends."""
+
+
+class GrammarError(ValueError):
+    """A structured-output spec that does not compile; the message says why, for the caller."""

@@ -17,8 +17,10 @@ from typing import Any, Protocol
 import torch
 import xgrammar as xgr
 
+from seseragi.engine.errors import GrammarError
 from seseragi.engine.types import StructuredOutput
 
+__all__ = ["GrammarError", "Grammars", "RowGrammar", "grammars_for"]
 CACHE_SIZE = 64  # compiled grammars kept per tokenizer, least recently used dropped
 
 
@@ -41,10 +43,6 @@ def grammars_for(tokenizer: HasHfTokenizer) -> Grammars:
             info = xgr.TokenizerInfo.from_huggingface(hf, vocab_size=len(hf))
             found = _by_tokenizer[tokenizer] = Grammars(info)
         return found
-
-
-class GrammarError(ValueError):
-    """A spec that does not compile; the message says why, for the caller to fix."""
 
 
 class Grammars:

@@ -10,7 +10,7 @@ from typing import Protocol
 from seseragi.engine.errors import EngineFull
 from seseragi.engine.observer import EngineObserver
 from seseragi.engine.sequence import Sequence, SequenceStatus
-from seseragi.engine.types import Event, Failed, Finished, Request
+from seseragi.engine.types import Event, Failed, Finished, Request, StructuredOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,10 @@ class EngineClient(Protocol):
 
     def on_failure(self, callback: Callable[[], None]) -> None:
         """Call `callback` (on the event loop) once the engine died and fails every call."""
+
+    async def grammar_error(self, spec: StructuredOutput) -> str | None:
+        """Compile `spec` where the engine's grammars live (so admission finds it cached): why
+        it does not compile, or None."""
 
     def submit(self, request: Request) -> RequestHandle: ...
 

@@ -1,8 +1,9 @@
 """The wire between the front end and the engine core: msgpack arrays over ZeroMQ.
 
-Front end -> core: one message per command (add, abort, stop). Core -> front end: `ready` once,
-then one `step` message per loop turn carrying every event and observer call of that turn, and
-`bye` after a clean stop. Arrays rather than maps: a 16-stream step stays a few hundred bytes.
+Front end -> core: one message per command (add, abort, stop, check a grammar). Core -> front
+end: `ready` once, then one `step` message per loop turn carrying every event and observer call of
+that turn, `checked` when a grammar asked about has compiled (or not), and `bye` after a clean
+stop. Arrays rather than maps: a 16-stream step stays a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from seseragi.engine.types import (
 )
 from seseragi.model.loader import ModelInfo
 
-ADD, ABORT, STOP = 0, 1, 2  # commands
-READY, STEP, FATAL, BYE = 0, 1, 2, 3  # core messages
+ADD, ABORT, STOP, CHECK = 0, 1, 2, 3  # commands
+READY, STEP, FATAL, BYE, CHECKED = 0, 1, 2, 3, 4  # core messages
 DELTA, FINISHED, FAILED = 0, 1, 2  # events
 OBS_FORWARD, OBS_TOKEN, OBS_FINISHED, OBS_FAILED, OBS_CANCELLED = range(5)  # observer calls
 STATUSES = tuple(SequenceStatus)

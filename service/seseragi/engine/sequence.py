@@ -6,7 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seseragi.engine.detokenizer import IncrementalDetokenizer
+from seseragi.engine.detokenizer import Decoder, IncrementalDetokenizer
 from seseragi.engine.stop_sequences import StopSequenceMatcher
 from seseragi.engine.types import Event, Request, TokenLogprob
 
@@ -61,3 +61,19 @@ class Sequence:
         if stop > len(prompt):
             head += self.output_token_ids[max(start - len(prompt), 0) : stop - len(prompt)]
         return head
+
+
+def make_sequence(
+    seq_id: int, request: Request, decoder: Decoder, arrival_time: float, sink: EventSink
+) -> Sequence:
+    return Sequence(
+        seq_id=seq_id,
+        request=request,
+        detokenizer=IncrementalDetokenizer(decoder, request.prompt_token_ids),
+        stop_matcher=StopSequenceMatcher(
+            request.stopping.stop_sequences,
+            include_stop_sequence=request.stopping.include_stop_sequence,
+        ),
+        sink=sink,
+        arrival_time=arrival_time,
+    )

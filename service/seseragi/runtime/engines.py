@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import TYPE_CHECKING
 
-from seseragi.engine.async_engine import AsyncEngine
-from seseragi.engine.build import make_engine
 from seseragi.engine.core_client import CoreClient, CoreProcess
 from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import Failed, Finished, Request, SamplingParams, StoppingParams
 from seseragi.model.loader import LoadedModel, load, load_tokenizer
 from seseragi.settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from seseragi.engine.async_engine import AsyncEngine
+
 
 def build_engine(loaded: LoadedModel, settings: WorkerSettings) -> AsyncEngine:
     """The in-process engine: a thread of this process steps the batch."""
-    return AsyncEngine(make_engine(loaded, settings), loaded.tokenizer)
+    # Imported here: torch and xgrammar come with them, and a front end whose engine is a core
+    # process must not carry them (about 0.4 GB resident, issue 12's memory target).
+    from seseragi.engine.async_engine import AsyncEngine
+    from seseragi.engine.build import make_engine
+    from seseragi.engine.grammar import grammars_for
+
+    grammars = grammars_for(loaded.tokenizer)
+    return AsyncEngine(make_engine(loaded, settings), loaded.tokenizer, grammars)
 
 
 async def open_engine(loaded: LoadedModel, settings: WorkerSettings) -> EngineClient:
@@ -25,6 +35,18 @@ async def open_engine(loaded: LoadedModel, settings: WorkerSettings) -> EngineCl
     # Off the loop: packing the weights and sizing the KV pool take seconds, and health checks
     # must keep answering meanwhile.
     return await asyncio.to_thread(build_engine, loaded, settings)
+
+
+def keep_torch_out() -> None:
+    """For a process whose engine is a core process, before anything imports transformers.
+
+    transformers imports torch whenever it is installed, though a tokenizer needs none of it:
+    the front end would carry about 0.4 GB it never uses (issue 12's memory target). A module
+    set to None in `sys.modules` reads as not installed, so transformers loads tokenizer-only.
+    Only for a process that never runs a model itself (the `serve` and `worker` commands); a
+    process that already imported torch keeps it.
+    """
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
 
 
 async def load_front_end(settings: WorkerSettings) -> tuple[LoadedModel, CoreClient]:

@@ -7,9 +7,8 @@ import struct
 import time
 from dataclasses import dataclass
 
-from seseragi.api.convert.structured import compile_violation, structured_spec
+from seseragi.api.convert.structured import structured_spec
 from seseragi.api.errors import FieldViolation, InvalidRequest
-from seseragi.engine.grammar import grammars_for
 from seseragi.engine.types import Request, SamplingParams, StoppingParams
 from seseragi.model.tokenizer import CHAT_ROLES, TextTokenizer, Tools
 from seseragi.settings import GenerationSettings
@@ -101,8 +100,9 @@ def parse_generate(
     time_remaining: float | None,
     tools: Tools = (),
 ) -> Request:
-    """Validate everything, render and tokenize the input (with OpenAI `tools`, which only the
-    HTTP face has), and build the engine request."""
+    """Validate everything but a grammar's compile (the engine's, see `structured`), render and
+    tokenize the input (with OpenAI `tools`, which only the HTTP face has), and build the engine
+    request."""
     structured, structured_violations = structured_spec(message)
     violations = (
         check_input(message, tokenizer)
@@ -116,10 +116,6 @@ def parse_generate(
     too_long = input_limit_violation(rendered, settings, context_length)
     if too_long is not None:
         raise InvalidRequest([too_long])
-    if structured is not None:
-        bad_grammar = compile_violation(structured, grammars_for(tokenizer))
-        if bad_grammar is not None:
-            raise InvalidRequest([bad_grammar])
     return Request(
         request_id=message.request_id or secrets.token_hex(8),
         prompt_token_ids=tuple(rendered.token_ids),

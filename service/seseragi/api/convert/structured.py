@@ -1,12 +1,13 @@
-"""The request's `structured_output` as an engine spec, compiled here (off the event loop and the
-engine thread) so a bad schema, regex or grammar is refused before admission, naming its field."""
+"""The request's `structured_output` as an engine spec, compiled by the engine before admission
+(in the process that holds the grammars) so a bad schema, regex or grammar is refused naming its
+field."""
 
 from __future__ import annotations
 
 import json
 
 from seseragi.api.errors import FieldViolation
-from seseragi.engine.grammar import GrammarError, Grammars
+from seseragi.engine.handle import EngineClient
 from seseragi.engine.types import StructuredOutput
 from seseragi_contract.v1 import generation_pb2 as pb
 
@@ -42,10 +43,9 @@ def structured_spec(
     return spec, []
 
 
-def compile_violation(spec: StructuredOutput, grammars: Grammars) -> FieldViolation | None:
+async def grammar_violation(spec: StructuredOutput, engine: EngineClient) -> FieldViolation | None:
     """Compile (or find cached) the grammar; a violation naming the field when it does not."""
-    try:
-        grammars.compile(spec)
-    except GrammarError as exc:
-        return FieldViolation(f"structured_output.{spec.kind}", str(exc), "BAD_GRAMMAR")
-    return None
+    reason = await engine.grammar_error(spec)
+    if reason is None:
+        return None
+    return FieldViolation(f"structured_output.{spec.kind}", reason, "BAD_GRAMMAR")
