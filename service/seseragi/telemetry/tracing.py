@@ -9,6 +9,7 @@ an OTLP endpoint is configured.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -22,6 +23,20 @@ from seseragi.engine.sequence import Sequence
 from seseragi.engine.types import Finished
 
 TRACER_NAME = "seseragi"
+DETACH_FAILURE = "Failed to detach context"
+
+
+class DropDetachFailures(logging.Filter):
+    """The instrumentation opens a streaming RPC's span around an async generator; when the
+    caller cancels, gRPC closes the generator in another context and OpenTelemetry logs an ERROR
+    with a traceback for the token it cannot reset (open-telemetry/opentelemetry-python-contrib
+    issue 2357). The span still ends; only that one message is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != DETACH_FAILURE
+
+
+_detach_filter = DropDetachFailures()
 
 
 def tracer_provider(service_name: str, otlp_endpoint: str) -> TracerProvider:
@@ -35,6 +50,7 @@ def tracer_provider(service_name: str, otlp_endpoint: str) -> TracerProvider:
 
 def rpc_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
     """Spans for every RPC except health checks, which a load balancer sends every few seconds."""
+    logging.getLogger("opentelemetry.context").addFilter(_detach_filter)  # once: same object
     interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
         tracer_provider=provider, filter_=filters.negate(filters.health_check())
     )
