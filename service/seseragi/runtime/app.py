@@ -78,8 +78,10 @@ def rpc_capacity(settings: ServeSettings) -> int:
 # dropped at random until 3,000) ends the calls it drops CANCELLED (status and message both
 # "CANCELLED"), before any interceptor sees them: the ~10 % CANCELLED of that row. The gate turns
 # each away in microseconds, so let the crowd wait for it instead; beyond this many, still dropped
-# (soft = hard limit: no random early drop), which bounds the memory a crowd can take here.
-PENDING_CALLS = 20_000
+# (soft = hard limit: no random early drop), which bounds the memory a crowd can take here: the
+# row's 2,000 small calls raised the replica's peak RSS by up to ~80 MiB, so this bound is a few
+# hundred MiB, about what core's own hard limit (3,000) allowed.
+PENDING_CALLS = 5_000
 
 
 async def start(settings: ServeSettings) -> RunningServer:
