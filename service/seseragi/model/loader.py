@@ -59,11 +59,8 @@ def resolve_model_dir(settings: EngineSettings) -> str:
 def load(settings: EngineSettings) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    # A progress bar on stderr would break the one-JSON-object-per-line log.
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
+    _log_transformers_as_json()
     started = time.monotonic()
     source = resolve_model_dir(settings)
     device = _choose_device(settings, torch)
@@ -120,7 +117,19 @@ def load_tokenizer(settings: EngineSettings) -> TextTokenizer:
     """The tokenizer alone, for a front end whose engine core loads the model."""
     from transformers import AutoTokenizer
 
+    _log_transformers_as_json()
     return TextTokenizer(AutoTokenizer.from_pretrained(resolve_model_dir(settings)))
+
+
+def _log_transformers_as_json() -> None:
+    """transformers writes its warnings through a handler of its own ("[transformers] ...") and
+    draws progress bars: either would break the one-JSON-object-per-line log. Its records go to
+    the root logger's handler instead."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
 
 
 def _choose_device(settings: EngineSettings, torch: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,9 @@ def keep_torch_out() -> None:
     process that already imported torch keeps it.
     """
     sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
+    # Its import would then advise, in plain text before any handler of ours can take it, that
+    # "PyTorch was not found": true here, and intended.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 
 async def load_front_end(settings: WorkerSettings) -> tuple[LoadedModel, CoreClient]:
