@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL_MS = 500  # how often an idle core checks that its parent still lives
 COMPILE_POLL_MS = 2  # how often a core with nothing else to do checks its grammar compiles
 _PR_SET_PDEATHSIG = 1
+_Key = TypeVar("_Key")
+Compiling = list[tuple[_Key, Future[Any]]]  # what waits for a grammar (sequence or check id)
 
 
 class ObservationRecorder:
@@ -70,8 +72,8 @@ class Core:
     ) -> None:
         self._engine = engine
         self._grammars = grammars
-        self._compiling: list[tuple[Sequence, Future[Any]]] = []  # added once compiled
-        self._checking: list[tuple[int, Future[Any]]] = []  # answered once compiled
+        self._compiling: Compiling[Sequence] = []  # added once compiled
+        self._checking: Compiling[int] = []  # answered once compiled
         self._decoder = decoder
         self._commands = commands
         self._events = events
@@ -137,30 +139,23 @@ class Core:
             self._checking.append((check_id, self._grammars.compile_later(spec)))
 
     def _answer_checks(self) -> None:
-        waiting = []
-        for check_id, compiling in self._checking:
-            if not compiling.done():
-                waiting.append((check_id, compiling))
-                continue
+        done, self._checking = _split_done(self._checking)
+        for check_id, compiling in done:
             error = compiling.exception()
             if error is not None and not isinstance(error, GrammarError):
                 log.error("a grammar check failed", exc_info=error)
                 error = GrammarError("the grammar could not be compiled")
             reason = None if error is None else str(error)
             self._events.send(ipc.encode([ipc.CHECKED, check_id, reason]))
-        self._checking = waiting
 
     def _admit_compiled(self) -> None:
-        waiting = []
-        for seq, compiling in self._compiling:
-            if not compiling.done():
-                waiting.append((seq, compiling))
-            elif compiling.exception() is not None:
+        done, self._compiling = _split_done(self._compiling)
+        for seq, compiling in done:
+            if compiling.exception() is not None:
                 failure = ModelFailure(f"its grammar did not compile: {compiling.exception()}")
                 seq.sink(Failed(failure))
             else:
                 self._engine.add(seq)
-        self._compiling = waiting
 
     def _sink_of(self, seq: Sequence) -> EventSink:
         return lambda event: self._outbox.append(ipc.event_to_wire(seq, event))
@@ -176,6 +171,16 @@ class Core:
             return
         self._events.send(ipc.encode([ipc.STEP, self._outbox, records, stats]))
         self._outbox, self._recorder.records, self._last_stats = [], [], stats
+
+
+def _split_done(pending: Compiling[_Key]) -> tuple[Compiling[_Key], Compiling[_Key]]:
+    """The compiles that have finished (in order) and those still running; each future is asked
+    once, so one finishing meanwhile lands in exactly one list."""
+    done: Compiling[_Key] = []
+    running: Compiling[_Key] = []
+    for item in pending:
+        (done if item[1].done() else running).append(item)
+    return done, running
 
 
 def die_with_parent(parent_pid: int) -> None:
