@@ -30,6 +30,8 @@ def make_engine(loaded: LoadedModel, settings: WorkerSettings) -> Engine:
         max_sequence_tokens=settings.max_input_tokens + settings.max_new_tokens,
         grammars=grammars_for(loaded.tokenizer),
         weights=engine_weights(loaded),
+        kernels=settings.cpu_kernels,
+        cache_dir=settings.cache_dir,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from seseragi.engine import llama
 from seseragi.engine.engine import Engine, EngineConfig, new_block_manager
 from seseragi.engine.grammar import Grammars
+from seseragi.engine.kernels import KernelChoice, kernels_for
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.model_runner import ModelRunner
 from seseragi.engine.paged_runner import PagedModelRunner
@@ -26,13 +28,16 @@ def build_engine(
     max_sequence_tokens: int | None = None,
     grammars: Grammars | None = None,
     weights: str = "none",
+    kernels: KernelChoice = "torch",
+    cache_dir: Path | None = None,
 ) -> Engine:
     """An engine over `model`: the paged runner when asked or supported ("auto"), else padded.
 
     `weights="int8"`/`"int4"` runs the paged runner's matmuls on weight-only int8/int4 (CPU);
     only that runner can. The KV cache must hold at least one sequence of `max_sequence_tokens`
     (input plus output, the context length by default), or such a request could never be
-    admitted.
+    admitted. `kernels` picks PyTorch's or the native kernels for the paged runner's attention
+    and norms (`kernels`); native ones are compiled into `cache_dir`.
     """
     if weights != "none" and (runner == "padded" or not llama.supports(model)):
         raise ValueError(
@@ -71,9 +76,15 @@ def build_engine(
         forward.dtype,
         forward.device,
     )
+    chosen = kernels_for(kernels, forward.dtype, forward.device, cache_dir)
     log.info(
         "engine runner",
-        extra={"runner": "paged", "kv_blocks": num_blocks, "block_size": config.block_size},
+        extra={
+            "runner": "paged",
+            "kv_blocks": num_blocks,
+            "block_size": config.block_size,
+            "kernels": chosen.name,
+        },
     )
-    paged_runner = PagedModelRunner(forward, pool, blocks, config.eos_token_ids, grammars)
+    paged_runner = PagedModelRunner(forward, pool, blocks, config.eos_token_ids, grammars, chosen)
     return Engine(paged_runner, paged, blocks=blocks)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from seseragi.engine.attention import AttentionBatch, paged_attention
+from seseragi.engine.kernels import TORCH_KERNELS, Kernels
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.linear import Linear, linear_from
 from seseragi.engine.weight_only import (
@@ -120,27 +121,34 @@ class LlamaForward:
         per_layer = [[layer.qkv, layer.out, layer.gate_up, layer.down] for layer in self._layers]
         return [linear for layer in per_layer for linear in layer] + [self._lm_head]
 
-    def forward(self, batch: AttentionBatch, pool: KVPool) -> torch.Tensor:
-        """Hidden states of the tokens in `batch.logits_rows`, as logits [N, vocab]."""
+    def forward(
+        self, batch: AttentionBatch, pool: KVPool, kernels: Kernels = TORCH_KERNELS
+    ) -> torch.Tensor:
+        """Hidden states of the tokens in `batch.logits_rows`, as logits [N, vocab].
+
+        `x` is the residual stream; each norm is fused with the add before it, and the last
+        add of a layer is normed with the next layer's weights (the model's final norm after
+        the last layer).
+        """
         shape = self.shape
-        x = self._embed[batch.input_ids]  # [T, hidden]
+        x = self._embed[batch.input_ids]  # [T, hidden], a copy: updated in place below
         cos, sin = self._rotary.at(batch.positions)  # [T, 1, head_dim] each
         qk_heads = shape.heads + shape.kv_heads
         qk_width = qk_heads * shape.head_dim
-        for index, layer in enumerate(self._layers):
-            h = F.rms_norm(x, (shape.hidden,), layer.attn_norm, shape.eps)
+        layers = self._layers
+        h = kernels.rms_norm(x, layers[0].attn_norm, shape.eps)
+        for index, layer in enumerate(layers):
             qkv = layer.qkv(h)
             # q and k sit side by side in qkv: one rotation covers both heads' sets
             qk = _rope(qkv[:, :qk_width].view(-1, qk_heads, shape.head_dim), cos, sin)
             q, k = qk[:, : shape.heads], qk[:, shape.heads :]
             v = qkv[:, qk_width:].view(-1, shape.kv_heads, shape.head_dim)
-            attended = paged_attention(q, k, v, pool, index, batch)  # [T, heads * head_dim]
-            x = x + layer.out(attended)
-            h = F.rms_norm(x, (shape.hidden,), layer.mlp_norm, shape.eps)
+            attended = paged_attention(q, k, v, pool, index, batch, kernels.decode_attention)
+            h = kernels.add_rms_norm(x, layer.out(attended), layer.mlp_norm, shape.eps)
             gate, up = layer.gate_up(h).chunk(2, dim=-1)
-            x = x + layer.down(F.silu(gate) * up)
-        x = F.rms_norm(x[batch.logits_rows], (shape.hidden,), self._norm, shape.eps)
-        return self._lm_head(x)
+            following = layers[index + 1].attn_norm if index + 1 < len(layers) else self._norm
+            h = kernels.add_rms_norm(x, layer.down(F.silu(gate) * up), following, shape.eps)
+        return self._lm_head(h[batch.logits_rows])
 
 
 Projection = tuple[torch.Tensor, torch.Tensor | None]  # weight [out, in], bias [out]

@@ -12,6 +12,7 @@ import torch
 from seseragi.engine.attention import AttentionBatch, PrefillSpan
 from seseragi.engine.block_manager import BlockManager
 from seseragi.engine.grammar import Grammars
+from seseragi.engine.kernels import TORCH_KERNELS, Kernels
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.llama import LlamaForward
 from seseragi.engine.model_runner import TokenOutput
@@ -28,8 +29,10 @@ class PagedModelRunner:
         blocks: BlockManager,
         eos_token_ids: tuple[int, ...],
         grammars: Grammars | None = None,
+        kernels: Kernels = TORCH_KERNELS,
     ) -> None:
         self._forward = forward
+        self._kernels = kernels
         self._grammars = grammars
         self._pool = pool
         self._blocks = blocks
@@ -50,7 +53,7 @@ class PagedModelRunner:
     @torch.inference_mode()
     def run(self, plan: SchedulerPlan) -> list[TokenOutput]:
         batch, sampled = self._build(plan)
-        logits = self._forward.forward(batch, self._pool)
+        logits = self._forward.forward(batch, self._pool, self._kernels)
         samplers = [self._sampler_for(seq) for seq in sampled]
         picks = sample_rows(logits, samplers, self._eos_token_ids)
         return [
@@ -104,7 +107,7 @@ class PagedModelRunner:
             if chunk.completes:
                 logits_rows.append(len(tokens) - 1)
                 sampled.append(chunk.seq)
-        tables, mask = self._decode_tables(plan.decode)
+        tables, mask, lengths = self._decode_tables(plan.decode)
         as_tensor = self._long
         batch = AttentionBatch(
             input_ids=as_tensor(tokens),
@@ -114,6 +117,7 @@ class PagedModelRunner:
             num_decode=len(plan.decode),
             decode_tables=tables,
             decode_mask=mask,
+            decode_lengths=lengths,
             prefills=spans,
         )
         return batch, sampled
@@ -129,16 +133,18 @@ class PagedModelRunner:
 
     def _decode_tables(
         self, decode: list[Sequence]
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Block tables padded to the longest row, and a mask of each row's real keys."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """Block tables padded to the longest row, a mask of each row's real keys, and their
+        number."""
         if not decode:
-            return None, None
+            return None, None, None
         lengths = [seq.computed + 1 for seq in decode]
         width = self._blocks.blocks_for(max(lengths))
         tables = self._long([(seq.block_table + [0] * width)[:width] for seq in decode])
         keys = torch.arange(width * self._blocks.block_size, device=self._device)
-        mask = keys[None, :] < self._long(lengths)[:, None]
-        return tables, mask[:, None, None, :]
+        counts = self._long(lengths)
+        mask = keys[None, :] < counts[:, None]
+        return tables, mask[:, None, None, :], counts
 
     def _long(self, values: list[int] | list[list[int]]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=self._device)

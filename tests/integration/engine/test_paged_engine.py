@@ -13,6 +13,7 @@ from seseragi.engine import builder
 from seseragi.engine.attention import AttentionBatch, PrefillSpan
 from seseragi.engine.detokenizer import IncrementalDetokenizer
 from seseragi.engine.engine import Engine, EngineConfig
+from seseragi.engine.kernels import KernelChoice, kernels_for
 from seseragi.engine.kv_pool import KVPool
 from seseragi.engine.llama import LlamaForward
 from seseragi.engine.sequence import Sequence
@@ -26,13 +27,19 @@ from seseragi.engine.types import (
     TextDelta,
 )
 from seseragi.model.loader import LoadedModel
+from seseragi.settings import EngineSettings
 
 pytestmark = pytest.mark.integration
 
 SYSTEM = "You are a careful assistant who answers in one short sentence. " * 6
 
 
-def make_engine(loaded: LoadedModel, runner: str = "paged", **config: object) -> Engine:
+def make_engine(
+    loaded: LoadedModel,
+    runner: str = "paged",
+    kernels: KernelChoice = "native",
+    **config: object,
+) -> Engine:
     info = loaded.info
     base: dict[str, object] = {
         "max_running": 8,
@@ -49,6 +56,8 @@ def make_engine(loaded: LoadedModel, runner: str = "paged", **config: object) ->
         runner=runner,
         kv_cache_bytes=64 << 20,
         pad_token_id=info.pad_token_id,
+        kernels=kernels,
+        cache_dir=EngineSettings().cache_dir,
     )
 
 
@@ -106,10 +115,15 @@ def run_until_idle(engine: Engine, limit: int = 500) -> None:
     raise AssertionError("the engine did not finish")
 
 
+@pytest.mark.parametrize("kernels", ["torch", "native"])
 @torch.inference_mode()
-def test_chunked_prefill_and_decode_match_transformers_logits(loaded_model: LoadedModel) -> None:
+def test_chunked_prefill_and_decode_match_transformers_logits(
+    loaded_model: LoadedModel, kernels: KernelChoice
+) -> None:
     model = loaded_model.model
     forward = LlamaForward(model)
+    chosen = kernels_for(kernels, forward.dtype, forward.device, EngineSettings().cache_dir)
+    assert chosen.name == kernels
     shape = forward.shape
     pool = KVPool(
         shape.layers, 8, 16, shape.kv_heads, shape.head_dim, forward.dtype, forward.device
@@ -126,7 +140,7 @@ def test_chunked_prefill_and_decode_match_transformers_logits(loaded_model: Load
         batch = AttentionBatch(
             prompt[start : start + length], positions, slots, torch.arange(length), prefills=[span]
         )
-        got.append(forward.forward(batch, pool))
+        got.append(forward.forward(batch, pool, chosen))
     assert torch.allclose(torch.cat(got), expected, atol=1e-3, rtol=1e-4)
     following = int(expected[-1].argmax())
     full = torch.cat([prompt, torch.tensor([following])])
@@ -141,8 +155,10 @@ def test_chunked_prefill_and_decode_match_transformers_logits(loaded_model: Load
         num_decode=1,
         decode_tables=table[None],
         decode_mask=keys,
+        decode_lengths=torch.tensor([41]),
     )
-    assert torch.allclose(forward.forward(decode, pool)[0], expected_next, atol=1e-3, rtol=1e-4)
+    got_next = forward.forward(decode, pool, chosen)[0]
+    assert torch.allclose(got_next, expected_next, atol=1e-3, rtol=1e-4)
 
 
 def test_the_prefix_cache_serves_a_repeated_system_prompt_with_identical_output(
@@ -222,16 +238,18 @@ def test_a_long_prompt_is_chunked_while_a_running_stream_gets_a_token_every_step
     assert out.tokens(2) == alone_out.tokens(2)
 
 
-def test_the_padded_runner_gives_the_same_greedy_text(loaded_model: LoadedModel) -> None:
+def test_the_padded_runner_and_both_kernels_give_the_same_greedy_text(
+    loaded_model: LoadedModel,
+) -> None:
     prompt = chat_prompt(loaded_model, "What is the capital of France?")
     texts = []
-    for runner in ("paged", "padded"):
-        engine, out = make_engine(loaded_model, runner), Collector()
+    for runner, kernels in (("paged", "native"), ("paged", "torch"), ("padded", "torch")):
+        engine, out = make_engine(loaded_model, runner, kernels), Collector()
         add(engine, loaded_model, 1, prompt, out)
         run_until_idle(engine)
         texts.append(out.tokens(1))
         assert out.finished(1).output_tokens == len(out.tokens(1))
-    assert texts[0] == texts[1]
+    assert texts[0] == texts[1] == texts[2]
     assert "Paris" in loaded_model.tokenizer.decode(texts[0])
 
 
