@@ -2,8 +2,8 @@
 // over its keys and values where they lie in the block pool, with no gathered copy.
 //
 // q [B, heads, D], pools [blocks, block_size, kv_heads, D], tables [B, W] int64 and lengths [B]
-// int64 (keys per sequence, the new one included) -> [B, heads, D]. float32 only. One task per
-// (sequence, kv head) computes its group of query heads: exact two-pass softmax, float32 sums.
+// int64 (keys per sequence, the new one included) -> [B, heads, D]. float32 only. Exact
+// two-pass softmax, float32 sums; each sequence's result is computed alone (batch-invariant).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
@@ -52,51 +52,65 @@ at::Tensor paged_decode_attention(const at::Tensor& q_in, const at::Tensor& key_
   const float scale_f = static_cast<float>(scale);
   const int64_t token_stride = kv_heads * dim;  // between two tokens of one block
 
-  at::parallel_for(0, batch * kv_heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores;
-    std::vector<float> acc(static_cast<size_t>(group * dim));
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / kv_heads, kv = task % kv_heads;
-      const int64_t length = length_data[b];
-      const int64_t* table = table_data + b * width;
-      const float* qs = q_data + (b * heads + kv * group) * dim;
-      scores.resize(static_cast<size_t>(group * length));
-      for (int64_t t = 0; t < length; ++t) {
-        const float* k = k_data + (table[t / block_size] * block_size + t % block_size) *
-                                      token_stride + kv * dim;
-        for (int64_t g = 0; g < group; ++g) {
-          const float* qg = qs + g * dim;
-          float dot = 0.f;
+  // One sequence's kv heads [kv_begin, kv_end): each pass over its tokens reads every head's
+  // slice of a token row at once, so memory is read in order, block by block.
+  auto attend = [&](int64_t b, int64_t kv_begin, int64_t kv_end, std::vector<float>& scores,
+                    std::vector<float>& acc) {
+    const int64_t length = length_data[b];
+    const int64_t* table = table_data + b * width;
+    const int64_t first = kv_begin * group, rows = (kv_end - kv_begin) * group;
+    const float* qs = q_data + (b * heads + first) * dim;
+    scores.resize(static_cast<size_t>(rows * length));
+    for (int64_t t = 0; t < length; ++t) {
+      const float* token =
+          k_data + (table[t / block_size] * block_size + t % block_size) * token_stride;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* k = token + (kv_begin + r / group) * dim;
+        const float* qr = qs + r * dim;
+        float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
-          for (int64_t d = 0; d < dim; ++d) dot += qg[d] * k[d];
-          scores[g * length + t] = dot * scale_f;
-        }
+        for (int64_t d = 0; d < dim; ++d) dot += qr[d] * k[d];
+        scores[r * length + t] = dot * scale_f;
       }
-      for (int64_t g = 0; g < group; ++g) {
-        float* row = scores.data() + g * length;
-        float top = row[0];
-        for (int64_t t = 1; t < length; ++t) top = std::max(top, row[t]);
-        float total = 0.f;
-#pragma omp simd reduction(+ : total)
-        for (int64_t t = 0; t < length; ++t) {
-          row[t] = std::exp(row[t] - top);
-          total += row[t];
-        }
-        const float inverse = 1.f / total;
-        for (int64_t t = 0; t < length; ++t) row[t] *= inverse;
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = scores.data() + r * length;
+      float top = row[0];
+      for (int64_t t = 1; t < length; ++t) top = std::max(top, row[t]);
+      float total = 0.f;
       for (int64_t t = 0; t < length; ++t) {
-        const float* v = v_data + (table[t / block_size] * block_size + t % block_size) *
-                                      token_stride + kv * dim;
-        for (int64_t g = 0; g < group; ++g) {
-          const float p = scores[g * length + t];
-          float* a = acc.data() + g * dim;
-#pragma omp simd
-          for (int64_t d = 0; d < dim; ++d) a[d] += p * v[d];
-        }
+        row[t] = std::exp(row[t] - top);
+        total += row[t];
       }
-      std::copy(acc.begin(), acc.end(), out_data + (b * heads + kv * group) * dim);
+      const float inverse = 1.f / total;
+#pragma omp simd
+      for (int64_t t = 0; t < length; ++t) row[t] *= inverse;
+    }
+    acc.assign(static_cast<size_t>(rows * dim), 0.f);
+    for (int64_t t = 0; t < length; ++t) {
+      const float* token =
+          v_data + (table[t / block_size] * block_size + t % block_size) * token_stride;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* v = token + (kv_begin + r / group) * dim;
+        const float p = scores[r * length + t];
+        float* a = acc.data() + r * dim;
+#pragma omp simd
+        for (int64_t d = 0; d < dim; ++d) a[d] += p * v[d];
+      }
+    }
+    std::copy(acc.begin(), acc.end(), out_data + (b * heads + first) * dim);
+  };
+  // Enough sequences to keep every thread busy: one task each; else one per (sequence, kv head).
+  const bool per_sequence = batch >= at::get_num_threads();
+  const int64_t tasks = per_sequence ? batch : batch * kv_heads;
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores, acc;
+    for (int64_t task = begin; task < end; ++task) {
+      if (per_sequence) {
+        attend(task, 0, kv_heads, scores, acc);
+      } else {
+        attend(task / kv_heads, task % kv_heads, task % kv_heads + 1, scores, acc);
+      }
     }
   });
   return out;
