@@ -86,5 +86,14 @@ ENV SESERAGI_DEVICE=cuda \
 
 # ---- cpu: the default target ----------------------------------------------------------------------
 FROM runtime AS cpu
+# g++ builds the engine's native CPU kernels for the CPU the container runs on, once, at its first
+# start (about 12 s; cached under SESERAGI_CACHE_DIR, keyed by the CPU's flags). Without it the
+# engine runs PyTorch's slower kernels. Debian's current g++ of the base image's release.
+USER 0:0
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ \
+ && rm -rf /var/lib/apt/lists/*
+USER 10001:10001
 COPY --from=venv-cpu /opt/venv /opt/venv
 ENV SESERAGI_DEVICE=cpu

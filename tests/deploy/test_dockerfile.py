@@ -83,3 +83,12 @@ def test_hadolint_is_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cpu_image_carries_a_compiler_for_the_native_kernels_and_runs_unprivileged() -> None:
+    cpu = dockerfile.stages()["cpu"].instructions
+    runs = [arguments for keyword, arguments in cpu if keyword == "RUN"]
+    assert any("apt-get install -y --no-install-recommends g++" in run for run in runs)
+    assert any("rm -rf /var/lib/apt/lists/*" in run for run in runs)
+    users = [arguments for keyword, arguments in cpu if keyword == "USER"]
+    assert users == ["0:0", "10001:10001"]  # root only to install, then the seseragi user

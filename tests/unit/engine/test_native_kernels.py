@@ -212,3 +212,13 @@ def test_no_compiler_at_all_is_a_build_error(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(build.NativeBuildError, match="no C\\+\\+ compiler"):
         build._compiler()
+
+
+def test_an_unwritable_cache_falls_back_to_pytorch_instead_of_failing_the_start(
+    tmp_path: Path,
+) -> None:
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("a file where the cache directory should be")
+    done = _load_in_a_fresh_process(not_a_directory, {})
+    assert "error: compiling rms_norm-" in done.stdout
+    assert '"auto": "torch"' in done.stdout

@@ -113,13 +113,13 @@ def _cpu_flags() -> str:
 
 def _compile(source: bytes, command: list[str], linking: list[str], library: Path) -> None:
     """The libraries come after the source: the linker keeps only what earlier inputs need."""
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as work:
-        source_path = Path(work) / "kernel.cpp"
-        source_path.write_bytes(source)
-        output = Path(work) / library.name
-        log.info("compiling native kernel", extra={"library": str(library)})
-        try:
+    try:
+        library.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=library.parent) as work:
+            source_path = Path(work) / "kernel.cpp"
+            source_path.write_bytes(source)
+            output = Path(work) / library.name
+            log.info("compiling native kernel", extra={"library": str(library)})
             done = subprocess.run(
                 [*command, str(source_path), *linking, "-o", str(output)],
                 capture_output=True,
@@ -127,8 +127,8 @@ def _compile(source: bytes, command: list[str], linking: list[str], library: Pat
                 timeout=BUILD_TIMEOUT_SECONDS,
                 check=False,
             )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise NativeBuildError(f"compiling {library.name} failed: {error}") from error
-        if done.returncode != 0:
-            raise NativeBuildError(f"compiling {library.name} failed: {done.stderr[-2000:]}")
-        os.replace(output, library)
+            if done.returncode != 0:
+                raise NativeBuildError(f"compiling {library.name} failed: {done.stderr[-2000:]}")
+            os.replace(output, library)
+    except (OSError, subprocess.TimeoutExpired) as error:  # unwritable cache, hung compiler
+        raise NativeBuildError(f"compiling {library.name} failed: {error}") from error
