@@ -80,15 +80,12 @@ def native_decode(q: torch.Tensor, pool: KVPool, layer: int, batch: AttentionBat
 
 def paged_attention(
     q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
     pool: KVPool,
     layer: int,
     batch: AttentionBatch,
     decode_attention: DecodeAttention = torch_decode,
 ) -> torch.Tensor:
-    """q: [T, heads, D]; k, v: [T, kv_heads, D], written to the pool first. -> [T, heads * D]."""
-    pool.write(layer, batch.slots, k, v)
+    """q: [T, heads, D], the batch's keys and values already in the pool. -> [T, heads * D]."""
     out = torch.empty_like(q)
     decode = batch.num_decode
     if decode:

@@ -25,11 +25,12 @@ from seseragi.engine.norms import (
     torch_add_rms_norm,
     torch_rms_norm,
 )
+from seseragi.engine.rope import RopeAndCache, native_rope_and_cache, torch_rope_and_cache
 
 log = logging.getLogger(__name__)
 
 KernelChoice = Literal["auto", "native", "torch"]
-NATIVE_LIBRARIES = ("paged_decode", "rms_norm")
+NATIVE_LIBRARIES = ("paged_decode", "rms_norm", "rope_cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,15 @@ class Kernels:
     decode_attention: DecodeAttention
     rms_norm: RmsNorm
     add_rms_norm: AddRmsNorm
+    rope_and_cache: RopeAndCache
 
 
-TORCH_KERNELS = Kernels("torch", torch_decode, torch_rms_norm, torch_add_rms_norm)
-NATIVE_KERNELS = Kernels("native", native_decode, native_rms_norm, native_add_rms_norm)
+TORCH_KERNELS = Kernels(
+    "torch", torch_decode, torch_rms_norm, torch_add_rms_norm, torch_rope_and_cache
+)
+NATIVE_KERNELS = Kernels(
+    "native", native_decode, native_rms_norm, native_add_rms_norm, native_rope_and_cache
+)
 
 
 def kernels_for(

@@ -132,18 +132,14 @@ class LlamaForward:
         """
         shape = self.shape
         x = self._embed[batch.input_ids]  # [T, hidden], a copy: updated in place below
-        cos, sin = self._rotary.at(batch.positions)  # [T, 1, head_dim] each
-        qk_heads = shape.heads + shape.kv_heads
-        qk_width = qk_heads * shape.head_dim
+        cos, sin = self._rotary.at(batch.positions)  # [T, head_dim] each
         layers = self._layers
         h = kernels.rms_norm(x, layers[0].attn_norm, shape.eps)
         for index, layer in enumerate(layers):
-            qkv = layer.qkv(h)
-            # q and k sit side by side in qkv: one rotation covers both heads' sets
-            qk = _rope(qkv[:, :qk_width].view(-1, qk_heads, shape.head_dim), cos, sin)
-            q, k = qk[:, : shape.heads], qk[:, shape.heads :]
-            v = qkv[:, qk_width:].view(-1, shape.kv_heads, shape.head_dim)
-            attended = paged_attention(q, k, v, pool, index, batch, kernels.decode_attention)
+            q = kernels.rope_and_cache(
+                layer.qkv(h), cos, sin, pool, index, batch.slots, shape.heads
+            )
+            attended = paged_attention(q, pool, index, batch, kernels.decode_attention)
             h = kernels.add_rms_norm(x, layer.out(attended), layer.mlp_norm, shape.eps)
             gate, up = layer.gate_up(h).chunk(2, dim=-1)
             following = layers[index + 1].attn_norm if index + 1 < len(layers) else self._norm
@@ -207,14 +203,5 @@ class _RotaryTable:
         self._sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).contiguous()
 
     def at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and the sign-folded sin `_rope` takes, [T, 1, head_dim] each."""
-        return self._cos[positions][:, None, :], self._sin[positions][:, None, :]
-
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE as Hugging Face's Llama applies it, in four ops. x: [T, heads, head_dim].
-
-    `x * cos + rotate_half(x) * sin` with rotate_half(x) = [-x2, x1]: the negation lives in
-    `signed_sin`, so the rotation is a roll; flipping a sign is exact, so are the results.
-    """
-    return x * cos + torch.roll(x, x.shape[-1] // 2, dims=-1) * signed_sin
+        """cos and the sign-folded sin `rope` takes, [T, head_dim] each."""
+        return self._cos[positions], self._sin[positions]

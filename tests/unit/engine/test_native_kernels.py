@@ -222,3 +222,33 @@ def test_an_unwritable_cache_falls_back_to_pytorch_instead_of_failing_the_start(
     done = _load_in_a_fresh_process(not_a_directory, {})
     assert "error: compiling rms_norm-" in done.stdout
     assert '"auto": "torch"' in done.stdout
+
+
+@pytest.mark.parametrize("tokens", [1, 7, 40])
+def test_rope_and_cache_matches_pytorch_and_stores_the_same_keys_and_values(tokens: int) -> None:
+    heads, kv_heads, head_dim = 9, 3, 64
+    generator = torch.Generator().manual_seed(tokens)
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * head_dim, generator=generator)
+    angles = torch.rand(tokens, head_dim, generator=generator) * 6.28
+    cos, signed_sin = angles.cos(), angles.sin()
+    slots = torch.randperm(64 * 16, generator=generator)[:tokens]
+    pools = [_pool(16), _pool(16)]
+    rotated = [
+        kernels.rope_and_cache(qkv, cos, signed_sin, pool, 1, slots, heads)
+        for kernels, pool in zip((TORCH_KERNELS, NATIVE_KERNELS), pools, strict=True)
+    ]
+    torch.testing.assert_close(rotated[1], rotated[0])
+    assert rotated[1].shape == (tokens, heads, head_dim)
+    for layer in range(2):
+        torch.testing.assert_close(pools[1].keys[layer], pools[0].keys[layer])
+        assert torch.equal(pools[1].values[layer], pools[0].values[layer])
+
+
+def test_rope_and_cache_refuses_a_slot_outside_the_pool() -> None:
+    pool = _pool(16)
+    qkv = torch.zeros(1, 15 * 64)
+    angles = torch.zeros(1, 64)
+    with pytest.raises(RuntimeError, match="slot outside the pool"):
+        NATIVE_KERNELS.rope_and_cache(
+            qkv, angles, angles, pool, 0, torch.tensor([pool.num_blocks * 16]), 9
+        )
