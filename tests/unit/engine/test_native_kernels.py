@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,27 +97,10 @@ def test_a_row_attends_the_same_alone_and_in_a_batch() -> None:
 def test_paged_decode_attention_refuses_tables_outside_the_pool() -> None:
     pool = _pool(16)
     q, batch = _decode_batch(pool, [20], torch.Generator().manual_seed(1))
-    assert batch.decode_tables is not None and batch.decode_lengths is not None
-    outside = AttentionBatch(
-        batch.input_ids,
-        batch.positions,
-        batch.slots,
-        batch.logits_rows,
-        num_decode=1,
-        decode_tables=torch.tensor([[0, pool.num_blocks]]),
-        decode_lengths=batch.decode_lengths,
-    )
+    outside = replace(batch, decode_tables=torch.tensor([[0, pool.num_blocks]]))
     with pytest.raises(RuntimeError, match="block id outside the pool"):
         native_decode(q, pool, 0, outside)
-    too_long = AttentionBatch(
-        batch.input_ids,
-        batch.positions,
-        batch.slots,
-        batch.logits_rows,
-        num_decode=1,
-        decode_tables=batch.decode_tables,
-        decode_lengths=torch.tensor([10_000]),
-    )
+    too_long = replace(batch, decode_lengths=torch.tensor([10_000]))
     with pytest.raises(RuntimeError, match="length outside the table"):
         native_decode(q, pool, 0, too_long)
     with pytest.raises(RuntimeError, match="float32 only"):
