@@ -20,6 +20,18 @@ def redis_test_keys() -> Iterator[str]:
     delete_keys(make_settings().redis_url, REDIS_TEST_PREFIX)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def native_kernels() -> None:
+    """The engine's native CPU kernels, built once before any server starts: on a fresh machine
+    the first engine would compile them (about 20 s) inside some server's start-up window, or
+    several servers at once. Building them is itself tested (tests/unit/engine)."""
+    import torch
+
+    from seseragi.engine.kernels import kernels_for
+
+    kernels_for("auto", torch.float32, torch.device("cpu"), make_settings().cache_dir)
+
+
 @pytest.fixture(scope="session")
 def loaded_model() -> LoadedModel:
     return load(make_settings())
