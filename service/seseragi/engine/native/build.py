@@ -8,6 +8,7 @@ and is written to a temporary name first so concurrent starts never load a half-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -15,6 +16,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -47,22 +49,26 @@ class NativeBuildError(RuntimeError):
     """The kernel could not be compiled or loaded here; the message says why."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Toolchain:
+    """How every library is built here, and a fingerprint of all of it but the source."""
+
+    command: tuple[str, ...]  # compiler, flags, includes: before the source
+    linking: tuple[str, ...]  # libraries: after it
+    fingerprint: bytes
+
+
 def load(name: str, cache_dir: Path) -> Path:
     """Make the operators of `<name>.cpp` (`torch.ops.seseragi.*`) available in this process;
     the library it loaded from. A process loads each library once, whatever the cache_dir."""
     if name in _loaded:
         return _loaded[name]
     source = resources.files(__package__).joinpath(f"{name}.cpp").read_bytes()
-    compiler = _compiler()
-    command = [compiler, *FLAGS, f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
-    command += [f"-I{path}" for path in cpp_extension.include_paths()]
-    libraries = cpp_extension.library_paths()
-    linking = [f"-L{path}" for path in libraries] + ["-lc10", "-ltorch_cpu"]
-    linking += [f"-Wl,-rpath,{path}" for path in libraries]
-    key = _cache_key(source, command + linking, compiler)
+    toolchain = _toolchain()
+    key = hashlib.sha256(source + b"\0" + toolchain.fingerprint).hexdigest()[:20]
     library = cache_dir / "kernels" / f"{name}-{key}.so"
     if not library.exists():
-        _compile(source, command, linking, library)
+        _compile(source, toolchain, library)
     try:
         torch.ops.load_library(str(library))  # type: ignore[no-untyped-call]
     except (OSError, RuntimeError) as error:
@@ -71,24 +77,30 @@ def load(name: str, cache_dir: Path) -> Path:
     return library
 
 
+@functools.cache
+def _toolchain() -> _Toolchain:
+    """Found once per process: every library shares the compiler, flags, PyTorch and CPU."""
+    compiler = _compiler()
+    command = [compiler, *FLAGS, f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"]
+    command += [f"-I{path}" for path in cpp_extension.include_paths()]
+    libraries = cpp_extension.library_paths()
+    linking = [f"-L{path}" for path in libraries] + ["-lc10", "-ltorch_cpu"]
+    linking += [f"-Wl,-rpath,{path}" for path in libraries]
+    parts = (
+        " ".join(command + linking),
+        torch.__version__,
+        _compiler_version(compiler),
+        platform.machine(),
+        _cpu_flags(),
+    )
+    return _Toolchain(tuple(command), tuple(linking), "\0".join(parts).encode())
+
+
 def _compiler() -> str:
     for candidate in (os.environ.get("CXX"), "g++", "c++"):
         if candidate and (found := shutil.which(candidate)):
             return found
     raise NativeBuildError("no C++ compiler (g++ or $CXX) on PATH")
-
-
-def _cache_key(source: bytes, command: list[str], compiler: str) -> str:
-    digest = hashlib.sha256(source)
-    for part in (
-        " ".join(command),
-        torch.__version__,
-        _compiler_version(compiler),
-        platform.machine(),
-        _cpu_flags(),
-    ):
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()[:20]
 
 
 def _compiler_version(compiler: str) -> str:
@@ -111,7 +123,7 @@ def _cpu_flags() -> str:
     return "\n".join(lines.get(field, "") for field in wanted)
 
 
-def _compile(source: bytes, command: list[str], linking: list[str], library: Path) -> None:
+def _compile(source: bytes, toolchain: _Toolchain, library: Path) -> None:
     """The libraries come after the source: the linker keeps only what earlier inputs need."""
     try:
         library.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +133,7 @@ def _compile(source: bytes, command: list[str], linking: list[str], library: Pat
             output = Path(work) / library.name
             log.info("compiling native kernel", extra={"library": str(library)})
             done = subprocess.run(
-                [*command, str(source_path), *linking, "-o", str(output)],
+                [*toolchain.command, str(source_path), *toolchain.linking, "-o", str(output)],
                 capture_output=True,
                 text=True,
                 timeout=BUILD_TIMEOUT_SECONDS,

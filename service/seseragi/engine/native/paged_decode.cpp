@@ -51,6 +51,10 @@ at::Tensor paged_decode_attention(const at::Tensor& q_in, const at::Tensor& key_
   float* out_data = out.data_ptr<float>();
   const float scale_f = static_cast<float>(scale);
   const int64_t token_stride = kv_heads * dim;  // between two tokens of one block
+  // Where token t of a sequence with block table `table` starts, in floats, in either pool.
+  auto row_of = [&](const int64_t* table, int64_t t) {
+    return (table[t / block_size] * block_size + t % block_size) * token_stride;
+  };
 
   // One sequence's kv heads [kv_begin, kv_end): each pass over its tokens reads every head's
   // slice of a token row at once, so memory is read in order, block by block.
@@ -62,8 +66,7 @@ at::Tensor paged_decode_attention(const at::Tensor& q_in, const at::Tensor& key_
     const float* qs = q_data + (b * heads + first) * dim;
     scores.resize(static_cast<size_t>(rows * length));
     for (int64_t t = 0; t < length; ++t) {
-      const float* token =
-          k_data + (table[t / block_size] * block_size + t % block_size) * token_stride;
+      const float* token = k_data + row_of(table, t);
       for (int64_t r = 0; r < rows; ++r) {
         const float* k = token + (kv_begin + r / group) * dim;
         const float* qr = qs + r * dim;
@@ -88,8 +91,7 @@ at::Tensor paged_decode_attention(const at::Tensor& q_in, const at::Tensor& key_
     }
     acc.assign(static_cast<size_t>(rows * dim), 0.f);
     for (int64_t t = 0; t < length; ++t) {
-      const float* token =
-          v_data + (table[t / block_size] * block_size + t % block_size) * token_stride;
+      const float* token = v_data + row_of(table, t);
       for (int64_t r = 0; r < rows; ++r) {
         const float* v = token + (kv_begin + r / group) * dim;
         const float p = scores[r * length + t];

@@ -17,11 +17,21 @@ void check_rows(const at::Tensor& x, const char* name) {
               " must be a contiguous float32 [rows, width] tensor");
 }
 
-float inverse_rms(const float* row, int64_t width, double eps) {
+void check_weight(const at::Tensor& weight, int64_t width) {
+  TORCH_CHECK(weight.is_contiguous() && weight.numel() == width &&
+                  weight.scalar_type() == at::kFloat,
+              "weight must be float32 [width]");
+}
+
+// out = row / rms(row) * weight, the sum of squares in float32.
+void normalize(const float* row, const float* weight, float* out, int64_t width, double eps) {
   float squares = 0.f;
 #pragma omp simd reduction(+ : squares)
   for (int64_t i = 0; i < width; ++i) squares += row[i] * row[i];
-  return 1.f / std::sqrt(squares / static_cast<float>(width) + static_cast<float>(eps));
+  const float scale =
+      1.f / std::sqrt(squares / static_cast<float>(width) + static_cast<float>(eps));
+#pragma omp simd
+  for (int64_t i = 0; i < width; ++i) out[i] = (row[i] * scale) * weight[i];
 }
 
 // residual += x (in place); returns rms_norm(residual) * weight.
@@ -31,9 +41,7 @@ at::Tensor add_rms_norm(at::Tensor residual, const at::Tensor& x, const at::Tens
   check_rows(x, "x");
   TORCH_CHECK(x.sizes() == residual.sizes(), "x and residual differ in shape");
   const int64_t rows = residual.size(0), width = residual.size(1);
-  TORCH_CHECK(weight.is_contiguous() && weight.numel() == width &&
-                  weight.scalar_type() == at::kFloat,
-              "weight must be float32 [width]");
+  check_weight(weight, width);
   at::Tensor out = at::empty(residual.sizes(), residual.options());
   float* r = residual.data_ptr<float>();
   const float* add = x.data_ptr<float>();
@@ -45,10 +53,7 @@ at::Tensor add_rms_norm(at::Tensor residual, const at::Tensor& x, const at::Tens
       const float* ar = add + row * width;
 #pragma omp simd
       for (int64_t i = 0; i < width; ++i) rr[i] += ar[i];
-      const float scale = inverse_rms(rr, width, eps);
-      float* orow = o + row * width;
-#pragma omp simd
-      for (int64_t i = 0; i < width; ++i) orow[i] = (rr[i] * scale) * w[i];
+      normalize(rr, w, o + row * width, width, eps);
     }
   });
   return out;
@@ -57,20 +62,14 @@ at::Tensor add_rms_norm(at::Tensor residual, const at::Tensor& x, const at::Tens
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   check_rows(x, "x");
   const int64_t rows = x.size(0), width = x.size(1);
-  TORCH_CHECK(weight.is_contiguous() && weight.numel() == width &&
-                  weight.scalar_type() == at::kFloat,
-              "weight must be float32 [width]");
+  check_weight(weight, width);
   at::Tensor out = at::empty(x.sizes(), x.options());
   const float* xs = x.data_ptr<float>();
   const float* w = weight.data_ptr<float>();
   float* o = out.data_ptr<float>();
   at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      const float* xr = xs + row * width;
-      const float scale = inverse_rms(xr, width, eps);
-      float* orow = o + row * width;
-#pragma omp simd
-      for (int64_t i = 0; i < width; ++i) orow[i] = (xr[i] * scale) * w[i];
+      normalize(xs + row * width, w, o + row * width, width, eps);
     }
   });
   return out;
