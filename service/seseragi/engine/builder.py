@@ -36,8 +36,8 @@ def build_engine(
     `weights="int8"`/`"int4"` runs the paged runner's matmuls on weight-only int8/int4 (CPU);
     only that runner can. The KV cache must hold at least one sequence of `max_sequence_tokens`
     (input plus output, the context length by default), or such a request could never be
-    admitted. `kernels` picks PyTorch's or the native kernels for the paged runner's attention
-    and norms (`kernels`); native ones are compiled into `cache_dir`.
+    admitted. `kernels` picks PyTorch's or the native kernels for the paged runner's attention,
+    norms and RoPE (`kernels`); native ones are compiled into `cache_dir`.
     """
     if weights != "none" and (runner == "padded" or not llama.supports(model)):
         raise ValueError(

@@ -1,4 +1,4 @@
-"""Which implementation runs the forward's attention and norms: PyTorch's or the native kernels.
+"""Who runs the forward's attention, norms and RoPE + cache write: PyTorch or native kernels.
 
 The native kernels (`native/`) are compiled for this CPU at the engine's start and run float32
 on CPU only. "auto" takes them where they build and falls back to PyTorch's (logged) where no

@@ -61,10 +61,11 @@ class EngineSettings(SeseragiSettings):
     )
     cpu_kernels: Literal["auto", "native", "torch"] = Field(
         "auto",
-        description="The paged runner's decode attention and RMSNorm on CPU float32: native: C++"
-        " kernels compiled once per machine into the cache directory (needs g++) that read the"
-        " KV cache in place (10-15% faster steps here); torch: PyTorch's operators; auto: native"
-        " where they build, else torch.",
+        description="The paged runner's decode attention, RMSNorm and RoPE with the KV cache"
+        " write on CPU float32: native: C++ kernels compiled once per machine into the cache"
+        " directory (needs g++; decode attention reads the KV cache in place; decode steps about"
+        " 20% faster here); torch: PyTorch's operators; auto: native where they build, else"
+        " torch.",
     )
     kv_cache_bytes: int = Field(
         512 << 20, ge=1 << 20, description="Memory of the paged KV cache, allocated at start."
